@@ -1,0 +1,20 @@
+/*
+ * vCPU threads. Each runs its workload's step() in a loop and parks between
+ * steps when asked to, so a stopped VM never has a write in flight.
+ */
+#ifndef SYSTEM_CPUS_H
+#define SYSTEM_CPUS_H
+
+#include "qemu/osdep.h"
+#include "system/workload.h"
+
+/* Starts n vCPU threads running wl, parked until resume_all_vcpus(). */
+void cpus_init(Workload *wl, int n);
+/* Returns once every vCPU is parked (no guest write in flight). */
+void pause_all_vcpus(void);
+void resume_all_vcpus(void);
+bool all_vcpus_paused(void);
+/* Stops and joins the threads (at exit). */
+void cpus_shutdown(void);
+
+#endif

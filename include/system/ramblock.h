@@ -1,0 +1,87 @@
+/*
+ * Guest RAM: an ordered list of RAM blocks ("pc.ram" at guest-physical 0,
+ * then "vga.vram" and "pc.bios"), the memory API every guest write goes
+ * through, and the per-block dirty log.
+ *
+ * The dirty log is one bit per target page. While logging is on, every
+ * guest write marks its pages atomically after storing the data, so a
+ * page the migration thread fetched-and-cleared before the store is marked
+ * again and sent in a later pass.
+ */
+#ifndef SYSTEM_RAMBLOCK_H
+#define SYSTEM_RAMBLOCK_H
+
+#include "qemu/osdep.h"
+
+typedef struct RAMBlock {
+    char *idstr;
+    uint8_t *host;        /* mapping of used_length bytes */
+    uint64_t used_length; /* bytes, multiple of TARGET_PAGE_SIZE */
+    uint64_t guest_addr;  /* guest-physical base */
+    int fd;               /* backing file/memfd, or -1 for anonymous */
+    bool shared;
+    /* One bit per page, set by guest writes while logging is on. */
+    unsigned long *dirty_log;
+    /*
+     * Owned by migration/ram.c while a migration runs: the pages still to
+     * send. NULL otherwise.
+     */
+    unsigned long *bmap;
+    /*
+     * Owned by migration (mapped-ram): bit set = page written to the file
+     * with content (the on-disk bitmap). NULL otherwise.
+     */
+    unsigned long *file_bmap;
+} RAMBlock;
+
+static inline uint64_t ramblock_pages(const RAMBlock *rb)
+{
+    return rb->used_length >> TARGET_PAGE_BITS;
+}
+
+/* Global list, in registration order (the order the stream lists them). */
+extern GPtrArray *ram_blocks;
+#define RAMBLOCK_FOREACH(rb)                                                   \
+    for (guint _i = 0;                                                         \
+         _i < (ram_blocks ? ram_blocks->len : 0) &&                            \
+         ((rb) = g_ptr_array_index(ram_blocks, _i), 1);                        \
+         _i++)
+
+/*
+ * Adds a block. With fd >= 0 the memory is mmap()ed from it (shared when
+ * shared is true), otherwise it is anonymous. The size is rounded up to a
+ * page.
+ */
+RAMBlock *ram_block_add(const char *name, uint64_t size, uint64_t guest_addr,
+                        int fd, bool shared, GError **errp);
+RAMBlock *ram_block_by_name(const char *name);
+/* The block holding guest-physical addr, or NULL. */
+RAMBlock *ram_block_for_gpa(uint64_t gpa, uint64_t *offset_in_block);
+uint64_t ram_bytes_total(void);
+void ram_blocks_free(void);
+
+/* --- the memory API: all guest writes go through here --- */
+void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf,
+                    size_t len);
+void ramblock_write_u8(RAMBlock *rb, uint64_t offset, uint8_t val);
+void ramblock_write_u64(RAMBlock *rb, uint64_t offset, uint64_t val);
+void ramblock_fill(RAMBlock *rb, uint64_t offset, int c, size_t len);
+/* Guest-physical; false if [gpa, gpa + len) is not all RAM. */
+bool guest_phys_write(uint64_t gpa, const void *buf, size_t len);
+bool guest_phys_read(uint64_t gpa, void *buf, size_t len);
+
+/* Marks [offset, offset + len) dirty when logging is on. */
+void ramblock_mark_dirty(RAMBlock *rb, uint64_t offset, size_t len);
+
+/* --- dirty logging --- */
+/* Starts logging with every page of every block clean. */
+void memory_global_dirty_log_start(void);
+void memory_global_dirty_log_stop(void);
+bool memory_global_dirty_log_enabled(void);
+/*
+ * Moves the block's dirty log into dest (dest |= log, log = 0) with atomic
+ * fetch-and-clear; returns the number of pages newly set in dest.
+ */
+uint64_t ramblock_dirty_log_sync(RAMBlock *rb, unsigned long *dest);
+
+#endif
