@@ -10,3 +10,7 @@ bench: all
 	tests/bench/run.sh
 clean:
 	rm -rf $(BUILD)
+# Regenerates the committed QMP reference from the schema (qapi/*.json).
+.PHONY: qapi-doc
+qapi-doc:
+	python3 scripts/qapi-gen.py --doc docs/interop/qmp-reference.md qapi/qapi-schema.json

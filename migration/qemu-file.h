@@ -67,5 +67,7 @@ size_t qemu_get_buffer_at(QEMUFile *f, uint8_t *buf, size_t len, off_t pos);
 void qemu_file_set_rate_limit(QEMUFile *f, uint64_t bytes_per_sec);
 /* True when this window's budget is used up. */
 bool qemu_file_rate_limit(QEMUFile *f);
+/* When the budget is used up, sleeps until the current window ends. */
+void qemu_file_rate_limit_wait(QEMUFile *f);
 
 #endif

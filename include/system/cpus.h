@@ -16,5 +16,13 @@ void resume_all_vcpus(void);
 bool all_vcpus_paused(void);
 /* Stops and joins the threads (at exit). */
 void cpus_shutdown(void);
+/* Number of vCPU threads (0 before cpus_init()). */
+int vcpu_count(void);
+/*
+ * For a workload with nothing to do right now: sleeps up to timeout_us on
+ * the calling vCPU thread, returning early when the vCPUs are asked to
+ * park or exit, so an idle vCPU neither spins nor delays a pause.
+ */
+void vcpu_idle(int64_t timeout_us);
 
 #endif

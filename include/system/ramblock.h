@@ -50,7 +50,8 @@ extern GPtrArray *ram_blocks;
 /*
  * Adds a block. With fd >= 0 the memory is mmap()ed from it (shared when
  * shared is true), otherwise it is anonymous. The size is rounded up to a
- * page.
+ * page. On success the block owns fd (ram_blocks_free() closes it); on
+ * failure the caller still does.
  */
 RAMBlock *ram_block_add(const char *name, uint64_t size, uint64_t guest_addr,
                         int fd, bool shared, GError **errp);
@@ -59,6 +60,28 @@ RAMBlock *ram_block_by_name(const char *name);
 RAMBlock *ram_block_for_gpa(uint64_t gpa, uint64_t *offset_in_block);
 uint64_t ram_bytes_total(void);
 void ram_blocks_free(void);
+
+/*
+ * The machine's guest-physical layout. pc.ram starts at 0 and may be up to
+ * 1 TiB; the small blocks sit in a device window above that, so they never
+ * move whatever -m says: vga.vram at 1 TiB and pc.bios at the top of the
+ * window's first 4 GiB (as a PC's BIOS ends at 4 GiB).
+ */
+#define PC_RAM_DEFAULT_SIZE (128 * MiB)
+#define PC_RAM_MAX_SIZE (1ULL << 40)
+#define VGA_VRAM_GPA PC_RAM_MAX_SIZE
+#define VGA_VRAM_SIZE (8 * MiB)
+#define PC_BIOS_GPA (PC_RAM_MAX_SIZE + 0xfffc0000ULL)
+#define PC_BIOS_SIZE (256 * KiB)
+
+/*
+ * Creates pc.ram (ram_size bytes, from fd when fd >= 0, see ram_block_add),
+ * vga.vram and pc.bios. With fresh_boot the firmware blocks get their fixed
+ * content through the memory API; a migration destination gets it from the
+ * stream instead.
+ */
+bool machine_ram_init(uint64_t ram_size, int fd, bool shared, bool fresh_boot,
+                      GError **errp);
 
 /* --- the memory API: all guest writes go through here --- */
 void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf,

@@ -43,8 +43,28 @@ void vm_stop(RunState state);
 /* Releases the vCPUs, sets running and emits RESUME. BQL held. */
 void vm_start(void);
 
-/* Asks the main loop to exit (quit, SHUTDOWN); safe from any thread. */
+/*
+ * Asks the main loop to exit (quit, SHUTDOWN); safe from any thread. The
+ * first request emits SHUTDOWN; reason is its cause as QAPI names it
+ * ("host-qmp-quit", "host-signal", "host-error"; anything else counts as
+ * host-qmp-quit).
+ */
 void qemu_system_shutdown_request(const char *reason);
 bool qemu_system_shutdown_requested(void);
+
+/*
+ * Whether a destination runs once an incoming migration completes (when
+ * the source was running): on by default, off with -S, and a "stop" during
+ * inmigrate turns it off, as in QEMU.
+ */
+void runstate_set_autostart(bool on);
+bool runstate_autostart(void);
+
+/* Turns SIGINT, SIGTERM and SIGHUP into shutdown requests; ignores SIGPIPE. */
+void runstate_init(void);
+
+/* -name NAME (NULL when not given). */
+void qemu_set_vm_name(const char *name);
+const char *qemu_get_vm_name(void);
 
 #endif

@@ -13,5 +13,9 @@ bool serial_init(const char *spec, GError **errp);
 /* Called from vCPU threads; never blocks on a slow reader. */
 void serial_write(const void *buf, size_t len);
 void serial_putc(char c);
+/* Bytes the guest has written since boot (carried by migration). */
+uint64_t serial_bytes_sent(void);
+/* Closes the backend (at exit): clients, listening socket and its path. */
+void serial_cleanup(void);
 
 #endif

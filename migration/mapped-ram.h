@@ -1,0 +1,117 @@
+/*
+ * mapped-ram: the file layout in which every RAM page has a fixed offset
+ * (stream-format.md section 3, byte-compatible with QEMU 9.0+). This header
+ * is the one definition of the on-disk format (constants, the per-block
+ * MappedRamHeader, its encoding, the layout arithmetic) plus the two users
+ * of it: the page sink that writes a migration into that layout and the
+ * loader that reads one block back.
+ *
+ * Per RAM block, inside the START section right after its used_length:
+ *
+ *   [MappedRamHeader, 28 bytes] [bitmap] ...pad... [page area] [stream...]
+ *   ^ header_offset             ^ bitmap_offset    ^ pages_offset (1 MiB
+ * aligned)
+ *
+ * and the sequential stream resumes at pages_offset + used_length. Every
+ * offset is absolute in the file (it includes a file: URI's offset=).
+ */
+#ifndef MIGRATION_MAPPED_RAM_H
+#define MIGRATION_MAPPED_RAM_H
+
+#include "qemu/osdep.h"
+
+#include "migration/qemu-file.h"
+#include "migration/ram.h"
+#include "system/ramblock.h"
+
+/* --- the format --- */
+
+#define MAPPED_RAM_HDR_VERSION 1
+/* Packed, big-endian: be32 version, be64 page_size, bitmap_offset,
+ * pages_offset. */
+#define MAPPED_RAM_HDR_SIZE 28
+/* Where a block's page area starts: a multiple of this (writer's choice;
+ * the loader only insists on page alignment). */
+#define MAPPED_RAM_FILE_OFFSET_ALIGNMENT (1 * MiB)
+/* Largest single read of page data the loader issues. */
+#define MAPPED_RAM_LOAD_BUF_SIZE (1 * MiB)
+
+/* The header in host byte order (the file holds it big-endian). */
+typedef struct MappedRamHeader {
+    uint32_t version;
+    uint64_t page_size;
+    uint64_t bitmap_offset; /* absolute file offset of the page bitmap */
+    uint64_t pages_offset;  /* absolute file offset of page 0 */
+} MappedRamHeader;
+
+void mapped_ram_header_encode(const MappedRamHeader *hdr,
+                              uint8_t out[MAPPED_RAM_HDR_SIZE]);
+void mapped_ram_header_decode(const uint8_t in[MAPPED_RAM_HDR_SIZE],
+                              MappedRamHeader *hdr);
+
+/* Bytes of a bitmap for npages pages: 64-bit little-endian words. */
+static inline uint64_t mapped_ram_bitmap_size(uint64_t npages)
+{
+    return DIV_ROUND_UP(npages, 64) * 8;
+}
+
+/*
+ * The header a writer puts at header_offset for a block of used_length
+ * bytes: bitmap right after the header, pages at the next 1 MiB boundary
+ * after the bitmap. False when the offsets would not fit in an off_t.
+ */
+bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
+                       MappedRamHeader *hdr);
+
+/* --- source: the page sink (no multifd) --- */
+
+/*
+ * Pages go out with positioned writes of whole runs at their slots; zero
+ * pages are left as holes with their bit clear; bitmaps are written by
+ * complete(). ram.c selects it when migrate_mapped_ram() and not multifd.
+ */
+extern const RAMPageSink mapped_ram_sink;
+
+/*
+ * The building blocks of that sink, for other mapped-ram writers (multifd
+ * over file: uses setup, block_header, the per-block pages offset,
+ * rb->file_bmap, write_bitmaps and cleanup, and writes pages itself):
+ * setup allocates every block's rb->file_bmap (all clear) and the layout
+ * table; block_header writes the block's MappedRamHeader at the stream
+ * position and moves the stream past the block's page area.
+ */
+int mapped_ram_save_setup(QEMUFile *f, GError **errp);
+int mapped_ram_save_block_header(QEMUFile *f, RAMBlock *rb, GError **errp);
+/* Absolute file offset of page 0 of rb; block_header must have run. */
+uint64_t mapped_ram_block_pages_offset(RAMBlock *rb);
+/* Writes every block's rb->file_bmap at its bitmap_offset (main channel). */
+int mapped_ram_save_bitmaps(QEMUFile *f);
+/* Frees the layout table and every rb->file_bmap. */
+void mapped_ram_save_cleanup(void);
+
+/* --- destination: one block --- */
+
+/*
+ * Reads len bytes of page data at absolute file_offset into host (guest
+ * RAM of rb). len is at most MAPPED_RAM_LOAD_BUF_SIZE and a whole number
+ * of pages. Returns 0 or -1 with errp set.
+ */
+typedef int (*MappedRamReadFn)(void *opaque, RAMBlock *rb, uint8_t *host,
+                               size_t len, uint64_t file_offset, GError **errp);
+
+/*
+ * Called by the START section's block-list parser right after rb's
+ * used_length matched: reads and checks the MappedRamHeader (every check
+ * and message of stream-format.md section 3), reads the bitmap, loads
+ * every page whose bit is set straight into guest RAM in chunks of at most
+ * 1 MiB, then moves the stream to pages_offset + used_length. Pages whose
+ * bit is clear are left alone: the destination's RAM starts zeroed (a
+ * block backed by a file that already has data is cleared where needed).
+ * Returns 0 or a negative errno with errp set.
+ */
+int mapped_ram_load_block(QEMUFile *f, RAMBlock *rb, GError **errp);
+/* The same with another reader for the page data (multifd channels). */
+int mapped_ram_load_block_with(QEMUFile *f, RAMBlock *rb, MappedRamReadFn read,
+                               void *opaque, GError **errp);
+
+#endif

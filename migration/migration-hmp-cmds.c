@@ -1,0 +1,358 @@
+/*
+ * The human monitor's migration commands. Each one parses its words, calls
+ * the QMP handler (so checks and messages are the same on both monitors)
+ * and prints the result the way QEMU's HMP does.
+ *
+ * `migrate` starts the migration and returns at once, with or without -d
+ * (QEMU's HMP waits and prints progress without -d); follow it with
+ * `info migrate`.
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "qapi/qapi-commands.h"
+#include "monitor/hmp.h"
+#include "migration/migration.h"
+
+/*
+ * The URI is the rest of the line (argv is NULL-terminated), so
+ * "exec:gzip -c > f" needs no quotes.
+ */
+static char *hmp_rest_of_line(char **argv)
+{
+    return g_strjoinv(" ", argv);
+}
+
+static void hmp_migrate(GString *out, int argc, char **argv)
+{
+    GError *err = NULL;
+    bool detach = false;
+    bool resume = false;
+    g_autofree char *uri = NULL;
+    int i;
+
+    for (i = 0; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-d")) {
+            detach = true;
+        } else if (!strcmp(argv[i], "-r")) {
+            resume = true;
+        } else {
+            error_setg(&err, "Invalid option '%s'", argv[i]);
+            hmp_handle_error(out, err);
+            return;
+        }
+    }
+    if (i == argc) {
+        error_setg(&err, "Parameter 'uri' is missing");
+        hmp_handle_error(out, err);
+        return;
+    }
+    uri = hmp_rest_of_line(argv + i);
+    qmp_migrate(uri, NULL, true, detach, true, resume, &err);
+    hmp_handle_error(out, err);
+}
+
+static void hmp_migrate_incoming(GString *out, int argc, char **argv)
+{
+    GError *err = NULL;
+    g_autofree char *uri = NULL;
+
+    if (argc < 1) {
+        error_setg(&err, "Parameter 'uri' is missing");
+        hmp_handle_error(out, err);
+        return;
+    }
+    uri = hmp_rest_of_line(argv);
+    qmp_migrate_incoming(uri, NULL, false, false, &err);
+    hmp_handle_error(out, err);
+}
+
+static void hmp_migrate_cancel(GString *out, int argc, char **argv)
+{
+    GError *err = NULL;
+
+    qmp_migrate_cancel(&err);
+    hmp_handle_error(out, err);
+}
+
+static void hmp_migrate_set_capability(GString *out, int argc, char **argv)
+{
+    GError *err = NULL;
+    MigrationCapabilityStatus status;
+    MigrationCapabilityStatusList list = {.value = &status};
+    int cap;
+
+    if (argc != 2) {
+        error_setg(&err, "usage: migrate_set_capability CAPABILITY on|off");
+        hmp_handle_error(out, err);
+        return;
+    }
+    cap = MigrationCapability_parse(argv[0]);
+    if (cap < 0) {
+        error_setg(&err, "invalid parameter value: %s", argv[0]);
+        hmp_handle_error(out, err);
+        return;
+    }
+    status.capability = cap;
+    if (hmp_parse_bool(argv[1], &status.state, &err)) {
+        qmp_migrate_set_capabilities(&list, &err);
+    }
+    hmp_handle_error(out, err);
+}
+
+static bool hmp_parse_uint(const char *name, const char *str, uint64_t max,
+                           const char *type, uint64_t *value, GError **errp)
+{
+    if (!g_ascii_string_to_unsigned(str, 10, 0, max, value, NULL)) {
+        error_setg(errp, "Parameter '%s' expects %s", name, type);
+        return false;
+    }
+    return true;
+}
+
+static bool hmp_parse_enum(const char *name, const char *str,
+                           int (*parse)(const char *), int *value,
+                           GError **errp)
+{
+    *value = parse(str);
+    if (*value < 0) {
+        error_setg(errp, "Parameter '%s' does not accept value '%s'", name,
+                   str);
+        return false;
+    }
+    return true;
+}
+
+/* Fills the one member of p that name names. */
+static bool hmp_parse_parameter(MigrateSetParameters *p, const char *name,
+                                const char *str, GError **errp)
+{
+    uint64_t v;
+    int e;
+
+    if (!strcmp(name, "max-bandwidth")) {
+        /* Bare numbers are MiB/s, as in QEMU's HMP. */
+        if (qemu_strtosz(str, 'M', &v) < 0) {
+            error_setg(errp, "Invalid size %s", str);
+            return false;
+        }
+        p->has_max_bandwidth = true;
+        p->max_bandwidth = v;
+    } else if (!strcmp(name, "downtime-limit")) {
+        if (!hmp_parse_uint(name, str, UINT64_MAX, "uint64_t", &v, errp)) {
+            return false;
+        }
+        p->has_downtime_limit = true;
+        p->downtime_limit = v;
+    } else if (!strcmp(name, "multifd-channels")) {
+        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+            return false;
+        }
+        p->has_multifd_channels = true;
+        p->multifd_channels = v;
+    } else if (!strcmp(name, "multifd-zlib-level")) {
+        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+            return false;
+        }
+        p->has_multifd_zlib_level = true;
+        p->multifd_zlib_level = v;
+    } else if (!strcmp(name, "multifd-zstd-level")) {
+        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+            return false;
+        }
+        p->has_multifd_zstd_level = true;
+        p->multifd_zstd_level = v;
+    } else if (!strcmp(name, "multifd-compression")) {
+        if (!hmp_parse_enum(name, str, MultiFDCompression_parse, &e, errp)) {
+            return false;
+        }
+        p->has_multifd_compression = true;
+        p->multifd_compression = e;
+    } else if (!strcmp(name, "zero-page-detection")) {
+        if (!hmp_parse_enum(name, str, ZeroPageDetection_parse, &e, errp)) {
+            return false;
+        }
+        p->has_zero_page_detection = true;
+        p->zero_page_detection = e;
+    } else if (!strcmp(name, "direct-io")) {
+        if (!hmp_parse_bool(str, &p->direct_io, errp)) {
+            return false;
+        }
+        p->has_direct_io = true;
+    } else {
+        error_setg(errp, "invalid parameter value: %s", name);
+        return false;
+    }
+    return true;
+}
+
+static void hmp_migrate_set_parameter(GString *out, int argc, char **argv)
+{
+    MigrateSetParameters p = {0};
+    GError *err = NULL;
+
+    if (argc != 2) {
+        error_setg(&err, "usage: migrate_set_parameter PARAMETER VALUE");
+        hmp_handle_error(out, err);
+        return;
+    }
+    if (hmp_parse_parameter(&p, argv[0], argv[1], &err)) {
+        qmp_migrate_set_parameters(&p, &err);
+    }
+    hmp_handle_error(out, err);
+}
+
+static void hmp_info_migrate(GString *out, int argc, char **argv)
+{
+    g_autoptr(MigrationInfo) info = qmp_query_migrate(NULL);
+    MigrationStats *ram = info->ram;
+
+    if (info->has_status) {
+        g_string_append_printf(out, "Migration status: %s",
+                               MigrationStatus_str(info->status));
+        if (info->error_desc) {
+            g_string_append_printf(out, " (%s)", info->error_desc);
+        }
+        g_string_append_c(out, '\n');
+    }
+    if (info->has_total_time) {
+        g_string_append_printf(out, "total time: %" PRId64 " ms\n",
+                               info->total_time);
+    }
+    if (info->has_expected_downtime) {
+        g_string_append_printf(out, "expected downtime: %" PRId64 " ms\n",
+                               info->expected_downtime);
+    }
+    if (info->has_downtime) {
+        g_string_append_printf(out, "downtime: %" PRId64 " ms\n",
+                               info->downtime);
+    }
+    if (info->has_setup_time) {
+        g_string_append_printf(out, "setup: %" PRId64 " ms\n",
+                               info->setup_time);
+    }
+    if (!ram) {
+        return;
+    }
+    g_string_append_printf(out,
+                           "transferred ram: %" PRId64 " kbytes\n"
+                           "throughput: %0.2f mbps\n"
+                           "remaining ram: %" PRId64 " kbytes\n"
+                           "total ram: %" PRId64 " kbytes\n"
+                           "duplicate: %" PRId64 " pages\n"
+                           "normal: %" PRId64 " pages\n"
+                           "normal bytes: %" PRId64 " kbytes\n"
+                           "dirty sync count: %" PRId64 "\n"
+                           "page size: %" PRId64 " kbytes\n"
+                           "multifd bytes: %" PRIu64 " kbytes\n"
+                           "pages-per-second: %" PRIu64 "\n",
+                           ram->transferred >> 10, ram->mbps,
+                           ram->remaining >> 10, ram->total >> 10,
+                           ram->duplicate, ram->normal, ram->normal_bytes >> 10,
+                           ram->dirty_sync_count, ram->page_size >> 10,
+                           ram->multifd_bytes >> 10, ram->pages_per_second);
+    if (ram->dirty_pages_rate) {
+        g_string_append_printf(out, "dirty pages rate: %" PRId64 " pages\n",
+                               ram->dirty_pages_rate);
+    }
+    g_string_append_printf(out,
+                           "precopy ram: %" PRIu64 " kbytes\n"
+                           "downtime ram: %" PRIu64 " kbytes\n",
+                           ram->precopy_bytes >> 10, ram->downtime_bytes >> 10);
+}
+
+static void hmp_info_migrate_capabilities(GString *out, int argc, char **argv)
+{
+    MigrationCapabilityStatusList *caps = qmp_query_migrate_capabilities(NULL);
+
+    for (MigrationCapabilityStatusList *l = caps; l; l = l->next) {
+        g_string_append_printf(out, "%s: %s\n",
+                               MigrationCapability_str(l->value->capability),
+                               l->value->state ? "on" : "off");
+    }
+    qapi_free_MigrationCapabilityStatusList(caps);
+}
+
+static void hmp_info_migrate_parameters(GString *out, int argc, char **argv)
+{
+    g_autoptr(MigrationParameters) p = qmp_query_migrate_parameters(NULL);
+
+    g_string_append_printf(
+        out,
+        "max-bandwidth: %" PRIu64 " bytes/second\n"
+        "downtime-limit: %" PRIu64 " ms\n"
+        "multifd-channels: %u\n"
+        "multifd-compression: %s\n"
+        "multifd-zlib-level: %u\n"
+        "multifd-zstd-level: %u\n"
+        "zero-page-detection: %s\n"
+        "direct-io: %s\n",
+        p->max_bandwidth, p->downtime_limit, p->multifd_channels,
+        MultiFDCompression_str(p->multifd_compression), p->multifd_zlib_level,
+        p->multifd_zstd_level, ZeroPageDetection_str(p->zero_page_detection),
+        p->direct_io ? "on" : "off");
+}
+
+static const HMPCommand migration_hmp_commands[] = {
+    {
+        .name = "migrate",
+        .params = "[-d] uri",
+        .help = "migrate to URI (file:, unix:, tcp:, exec:, fd:); returns "
+                "at once, follow with 'info migrate'",
+        .handler = hmp_migrate,
+    },
+    {
+        .name = "migrate_incoming",
+        .params = "uri",
+        .help = "start an incoming migration (needs -incoming defer)",
+        .handler = hmp_migrate_incoming,
+    },
+    {
+        .name = "migrate_cancel",
+        .params = "",
+        .help = "cancel the current outgoing migration",
+        .handler = hmp_migrate_cancel,
+    },
+    {
+        .name = "migrate_set_capability",
+        .params = "capability state",
+        .help = "switch a migration capability on or off",
+        .handler = hmp_migrate_set_capability,
+    },
+    {
+        .name = "migrate_set_parameter",
+        .params = "parameter value",
+        .help = "set a migration parameter",
+        .handler = hmp_migrate_set_parameter,
+    },
+};
+
+static const HMPCommand migration_hmp_infos[] = {
+    {
+        .name = "migrate",
+        .params = "",
+        .help = "show migration status",
+        .handler = hmp_info_migrate,
+    },
+    {
+        .name = "migrate_capabilities",
+        .params = "",
+        .help = "show current migration capabilities",
+        .handler = hmp_info_migrate_capabilities,
+    },
+    {
+        .name = "migrate_parameters",
+        .params = "",
+        .help = "show current migration parameters",
+        .handler = hmp_info_migrate_parameters,
+    },
+};
+
+void migration_hmp_register(void)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(migration_hmp_commands); i++) {
+        hmp_register_command(&migration_hmp_commands[i]);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(migration_hmp_infos); i++) {
+        hmp_register_info(&migration_hmp_infos[i]);
+    }
+}
