@@ -43,6 +43,7 @@
 #define MIGRATION_WINDOW_US (100 * 1000)
 
 #define ERR_MIGRATION_ACTIVE "There's a migration process in progress"
+#define ERR_STREAM_WRITE     "Writing the migration stream"
 
 static MigrationState current_migration;
 static MigrationIncomingState current_incoming;
@@ -107,6 +108,9 @@ bool migration_is_running(void)
 /* Keeps the first error: later ones are usually its consequences. */
 static void migrate_set_error(MigrationState *s, GError *err)
 {
+    if (!err) {
+        return;
+    }
     g_mutex_lock(&s->lock);
     if (!s->error) {
         s->error = err;
@@ -281,9 +285,7 @@ static bool migration_iterate(MigrationState *s, QEMUFile *f, GError **errp)
         }
         ret = qemu_savevm_state_iterate(f);
         if (ret < 0) {
-            *errp = migration_file_error(f, ret,
-                                         "Writing the migration "
-                                         "stream");
+            *errp = migration_file_error(f, ret, ERR_STREAM_WRITE);
             return false;
         }
         fresh = stat64_get(&mig_stats.dirty_sync_count) != syncs;
@@ -313,9 +315,7 @@ static void migration_close_channel(MigrationState *s, GError **errp)
     if (f) {
         qemu_fflush(f);
         if (qemu_file_get_error(f) && errp && !*errp) {
-            *errp = migration_file_error(f, -EIO,
-                                         "Writing the migration "
-                                         "stream");
+            *errp = migration_file_error(f, -EIO, ERR_STREAM_WRITE);
         }
         qemu_fclose(f);
     }
@@ -353,6 +353,7 @@ static void migration_calculate_complete(MigrationState *s, int64_t now)
 static void migration_finish(MigrationState *s, GError *err)
 {
     int64_t now;
+    int state;
 
     migration_close_channel(s, &err);
 
@@ -382,22 +383,14 @@ static void migration_finish(MigrationState *s, GError *err)
     s->total_time_ms = (now - s->start_us) / 1000;
     g_mutex_unlock(&s->lock);
 
-    for (;;) {
-        int state = migrate_get_state(&s->state);
-
-        if (state == MIGRATION_STATUS_CANCELLING) {
-            g_clear_error(&err);
-            migrate_set_state(&s->state, state, MIGRATION_STATUS_CANCELLED);
-            break;
-        }
-        if (!err) {
-            error_setg(&err, "Migration ended unexpectedly in state %s",
-                       MigrationStatus_str(state));
-        }
-        migrate_set_error(s, g_steal_pointer(&err));
-        if (migrate_set_state(&s->state, state, MIGRATION_STATUS_FAILED)) {
-            break;
-        }
+    /* migrate_cancel runs under the BQL too: the state cannot move here. */
+    state = migrate_get_state(&s->state);
+    if (state == MIGRATION_STATUS_CANCELLING) {
+        g_clear_error(&err);
+        migrate_set_state(&s->state, state, MIGRATION_STATUS_CANCELLED);
+    } else {
+        migrate_set_error(s, err);
+        migrate_set_state(&s->state, state, MIGRATION_STATUS_FAILED);
     }
     bql_unlock();
 }

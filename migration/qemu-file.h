@@ -38,7 +38,8 @@ void qemu_put_be16(QEMUFile *f, unsigned v);
 void qemu_put_be32(QEMUFile *f, unsigned v);
 void qemu_put_be64(QEMUFile *f, uint64_t v);
 /* Writes len bytes of guest memory without copying them into the buffer
- * when they are large (the buffer is flushed first). */
+ * when they are large: they are queued by reference, in stream order, and
+ * go out with the next flush (the memory must stay mapped until then). */
 void qemu_put_buffer_nocopy(QEMUFile *f, const uint8_t *buf, size_t len);
 
 /* Returns the bytes read; short only at EOF or error (then latched). */

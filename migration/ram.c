@@ -59,8 +59,7 @@ uint64_t ram_bytes_remaining(void)
 
 static void ram_update_remaining(RAMState *rs)
 {
-    stat64_set(&mig_stats.remaining_bytes,
-               rs->dirty_pages * TARGET_PAGE_SIZE);
+    stat64_set(&mig_stats.remaining_bytes, rs->dirty_pages * TARGET_PAGE_SIZE);
 }
 
 /* --- legacy sink: page records on the main stream --- */
@@ -117,9 +116,9 @@ static const RAMPageSink ram_sink_legacy = {
 };
 
 /*
- * The one place a migration's page sink is chosen. mapped-ram (positioned
- * writes at fixed offsets, migration/mapped-ram.c) and multifd over
- * sockets (migration/multifd.c) plug in here when they exist.
+ * The one place a migration's page sink is chosen: legacy records, or
+ * mapped-ram's positioned writes; multifd (migration/multifd.c) plugs in
+ * here too when it exists.
  */
 static const RAMPageSink *ram_sink_select(GError **errp)
 {
@@ -422,8 +421,7 @@ static int ram_load_block_list(QEMUFile *f, uint64_t total, GError **errp)
         }
         rb = ram_block_by_name(idstr);
         if (!rb) {
-            error_setg(errp,
-                       "Unknown ramblock \"%s\", cannot accept migration",
+            error_setg(errp, "Unknown ramblock \"%s\", cannot accept migration",
                        idstr);
             return -EINVAL;
         }
@@ -487,8 +485,8 @@ static RAMBlock *ram_load_record_block(QEMUFile *f, unsigned flags,
 }
 
 /* Host address of the page at offset in the record's block, or NULL. */
-static uint8_t *ram_load_page_host(QEMUFile *f, uint64_t offset,
-                                   unsigned flags, GError **errp)
+static uint8_t *ram_load_page_host(QEMUFile *f, uint64_t offset, unsigned flags,
+                                   GError **errp)
 {
     RAMBlock *rb = ram_load_record_block(f, flags, errp);
 

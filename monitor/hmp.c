@@ -334,7 +334,10 @@ static void hmp_conn_input(MonitorConn *conn)
         }
         line_len = nl - start;
         conn->in_off += line_len + 1;
-        if (c->discarding) {
+        if (c->discarding || line_len > HMP_MAX_LINE_BYTES) {
+            if (!c->discarding) {
+                hmp_conn_write_str(conn, "Error: line too long\r\n");
+            }
             c->discarding = false;
             hmp_conn_write_str(conn, HMP_PROMPT);
             continue;
@@ -349,6 +352,10 @@ static void hmp_conn_input(MonitorConn *conn)
 
 static void hmp_conn_closed(MonitorConn *conn)
 {
+}
+
+static void hmp_conn_free(MonitorConn *conn)
+{
     g_free(conn->proto);
     conn->proto = NULL;
 }
@@ -358,6 +365,7 @@ static const MonitorConnOps hmp_ops = {
     .opened = hmp_conn_opened,
     .input = hmp_conn_input,
     .closed = hmp_conn_closed,
+    .free = hmp_conn_free,
 };
 
 /* --- -monitor stdio --- */

@@ -27,8 +27,13 @@ typedef struct MonitorConnOps {
      * read its replies).
      */
     void (*input)(MonitorConn *conn);
-    /* The connection is going away: free conn->proto. */
+    /* The connection was closed: stop sending to it. */
     void (*closed)(MonitorConn *conn);
+    /*
+     * The last reference is gone: free conn->proto. (Not in closed(): a
+     * connection can be closed by a write while its input is handled.)
+     */
+    void (*free)(MonitorConn *conn);
 } MonitorConnOps;
 
 /* A descriptor received with SCM_RIGHTS, not yet handed out. */

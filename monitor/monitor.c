@@ -110,6 +110,9 @@ void monitor_conn_unref(MonitorConn *conn)
         return;
     }
     g_assert(conn->dead);
+    if (conn->proto) {
+        conn->ops->free(conn);
+    }
     recv_fds_close(conn);
     g_byte_array_unref(conn->in);
     g_byte_array_unref(conn->out);

@@ -449,9 +449,13 @@ static void qmp_opened(MonitorConn *conn)
 
 static void qmp_closed(MonitorConn *conn)
 {
+    g_ptr_array_remove(qmp_clients, conn->proto);
+}
+
+static void qmp_free(MonitorConn *conn)
+{
     QmpClient *c = conn->proto;
 
-    g_ptr_array_remove(qmp_clients, c);
     g_string_free(c->splitter.value, TRUE);
     g_free(c);
     conn->proto = NULL;
@@ -462,6 +466,7 @@ static const MonitorConnOps qmp_ops = {
     .opened = qmp_opened,
     .input = qmp_input,
     .closed = qmp_closed,
+    .free = qmp_free,
 };
 
 void monitor_qmp_broadcast(const char *line, size_t len)

@@ -43,14 +43,12 @@ bool ab_check(const uint8_t *ram, uint64_t ram_size, GString *report)
     }
     if (bad && report) {
         if (bad > AB_REPORT_MAX) {
-            g_string_append_printf(report, "... %u differences in all\n",
-                                   bad);
+            g_string_append_printf(report, "... %u differences in all\n", bad);
         }
         if (stepped) {
-            g_string_append_printf(report,
-                                   "(the loop's step down is at page 0x%" PRIx64
-                                   ")\n",
-                                   step_addr);
+            g_string_append_printf(
+                report, "(the loop's step down is at page 0x%" PRIx64 ")\n",
+                step_addr);
         }
     }
     return bad == 0;

@@ -57,8 +57,7 @@ void main_loop_run(void)
      * the SHUTDOWN event), without waiting for anything new.
      */
     deadline = g_get_monotonic_time() + MAIN_LOOP_FLUSH_US;
-    while (g_main_context_pending(NULL) &&
-           g_get_monotonic_time() < deadline) {
+    while (g_main_context_pending(NULL) && g_get_monotonic_time() < deadline) {
         g_main_context_iteration(NULL, FALSE);
     }
 }

@@ -99,8 +99,8 @@ static int parse_smp(const char *arg)
     errno = 0;
     n = g_ascii_strtoull(num, &end, 10);
     if (errno || end == num || *end || n < 1 || n > MAX_VCPUS) {
-        die("-smp: expects a number of vCPUs from 1 to %d, not '%s'",
-            MAX_VCPUS, arg);
+        die("-smp: expects a number of vCPUs from 1 to %d, not '%s'", MAX_VCPUS,
+            arg);
     }
     return (int)n;
 }
@@ -179,8 +179,7 @@ static void parse_args(Options *o, int argc, char **argv)
         if (!strcmp(opt, "m")) {
             const char *size = g_str_has_prefix(arg, "size=") ? arg + 5 : arg;
 
-            if (qemu_strtosz(size, 'M', &o->ram_size) < 0 ||
-                o->ram_size == 0) {
+            if (qemu_strtosz(size, 'M', &o->ram_size) < 0 || o->ram_size == 0) {
                 die("-m: invalid RAM size '%s'", arg);
             }
         } else if (!strcmp(opt, "name")) {

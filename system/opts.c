@@ -23,8 +23,8 @@ GHashTable *opts_parse(const char *str, char **name, GError **errp)
     }
     for (; parts[i]; i++) {
         char *eq = strchr(parts[i], '=');
-        char *key = eq ? g_strndup(parts[i], eq - parts[i])
-                       : g_strdup(parts[i]);
+        char *key =
+            eq ? g_strndup(parts[i], eq - parts[i]) : g_strdup(parts[i]);
 
         if (!*key || g_hash_table_contains(opts, key)) {
             if (*key) {
@@ -96,8 +96,7 @@ bool opts_check_empty(GHashTable *opts, const char *what, GError **errp)
 
     g_hash_table_iter_init(&iter, opts);
     if (g_hash_table_iter_next(&iter, &key, NULL)) {
-        error_setg(errp, "%s: invalid parameter '%s'", what,
-                   (const char *)key);
+        error_setg(errp, "%s: invalid parameter '%s'", what, (const char *)key);
         return false;
     }
     return true;

@@ -150,8 +150,7 @@ void ram_blocks_free(void)
 
 /* --- the memory API --- */
 
-static inline void check_range(const RAMBlock *rb, uint64_t offset,
-                               size_t len)
+static inline void check_range(const RAMBlock *rb, uint64_t offset, size_t len)
 {
     g_assert(offset <= rb->used_length && len <= rb->used_length - offset);
 }
@@ -162,16 +161,14 @@ static inline void check_range(const RAMBlock *rb, uint64_t offset,
  * counter) then stays in every writer's cache instead of bouncing between
  * them on each locked OR.
  */
-static void dirty_log_set_pages(unsigned long *log, uint64_t first,
-                                uint64_t n)
+static void dirty_log_set_pages(unsigned long *log, uint64_t first, uint64_t n)
 {
     while (n) {
         size_t word = BIT_WORD(first);
         unsigned bit = first % BITS_PER_LONG;
         uint64_t nbits = MIN(n, (uint64_t)(BITS_PER_LONG - bit));
-        unsigned long mask = (nbits == BITS_PER_LONG ? ~0UL
-                                                     : (1UL << nbits) - 1)
-                             << bit;
+        unsigned long mask =
+            (nbits == BITS_PER_LONG ? ~0UL : (1UL << nbits) - 1) << bit;
 
         if ((__atomic_load_n(&log[word], __ATOMIC_RELAXED) & mask) != mask) {
             __atomic_fetch_or(&log[word], mask, __ATOMIC_RELAXED);
@@ -198,8 +195,7 @@ void ramblock_mark_dirty(RAMBlock *rb, uint64_t offset, size_t len)
     dirty_log_set_pages(rb->dirty_log, first, last - first + 1);
 }
 
-void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf,
-                    size_t len)
+void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf, size_t len)
 {
     check_range(rb, offset, len);
     memcpy(rb->host + offset, buf, len);
@@ -304,8 +300,7 @@ bool memory_global_dirty_log_enabled(void)
 
 uint64_t ramblock_dirty_log_sync(RAMBlock *rb, unsigned long *dest)
 {
-    return bitmap_fetch_and_clear_into(dest, rb->dirty_log,
-                                       ramblock_pages(rb));
+    return bitmap_fetch_and_clear_into(dest, rb->dirty_log, ramblock_pages(rb));
 }
 
 /* --- the machine's blocks --- */
@@ -351,13 +346,12 @@ bool machine_ram_init(uint64_t ram_size, int fd, bool shared, bool fresh_boot,
     if (!ram_block_add("pc.ram", ram_size, 0, fd, shared, errp)) {
         return false;
     }
-    vram = ram_block_add("vga.vram", VGA_VRAM_SIZE, VGA_VRAM_GPA, -1, false,
-                         errp);
+    vram =
+        ram_block_add("vga.vram", VGA_VRAM_SIZE, VGA_VRAM_GPA, -1, false, errp);
     if (!vram) {
         return false;
     }
-    bios = ram_block_add("pc.bios", PC_BIOS_SIZE, PC_BIOS_GPA, -1, false,
-                         errp);
+    bios = ram_block_add("pc.bios", PC_BIOS_SIZE, PC_BIOS_GPA, -1, false, errp);
     if (!bios) {
         return false;
     }

@@ -67,8 +67,8 @@ void serial_write(const void *buf, size_t len)
     }
     for (i = 0; clients && i < clients->len; i++) {
         SerialClient *c = g_ptr_array_index(clients, i);
-        ssize_t ret = RETRY_ON_EINTR(
-            send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL));
+        ssize_t ret =
+            RETRY_ON_EINTR(send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL));
         (void)ret;
     }
     g_mutex_unlock(&serial_lock);
@@ -149,8 +149,8 @@ static gboolean listen_event(gint fd, GIOCondition cond, gpointer opaque)
     }
     c = g_new0(SerialClient, 1);
     c->fd = cfd;
-    c->watch = g_unix_fd_add(cfd, G_IO_IN | G_IO_HUP | G_IO_ERR, client_event,
-                             c);
+    c->watch =
+        g_unix_fd_add(cfd, G_IO_IN | G_IO_HUP | G_IO_ERR, client_event, c);
     g_mutex_lock(&serial_lock);
     g_ptr_array_add(clients, c);
     g_mutex_unlock(&serial_lock);
@@ -202,9 +202,9 @@ static bool serial_unix_server_init(const char *opts, GError **errp)
         }
     }
     if (!server || wait) {
-        error_setg(errp,
-                   "serial: unix: supports only server=on,wait=off (a listening "
-                   "socket that does not wait for a client)");
+        error_setg(
+            errp, "serial: unix: supports only server=on,wait=off (a listening "
+                  "socket that does not wait for a client)");
         return false;
     }
     if (!*parts[0] || strlen(parts[0]) >= sizeof(addr.sun_path)) {

@@ -63,7 +63,7 @@ enum {
 #define HEX_DUMP_LIMIT        4096
 #define MAX_REPORTED_PROBLEMS 100
 
-#define TOOL_ERROR tool_error_quark()
+#define TOOL_ERROR      tool_error_quark()
 #define fail(errp, ...) g_set_error((errp), TOOL_ERROR, 0, __VA_ARGS__)
 
 static GQuark tool_error_quark(void)
@@ -251,8 +251,7 @@ static bool reader_u8(Reader *r, uint8_t *v, const char *what, GError **errp)
     return true;
 }
 
-static bool reader_be16(Reader *r, uint16_t *v, const char *what,
-                        GError **errp)
+static bool reader_be16(Reader *r, uint16_t *v, const char *what, GError **errp)
 {
     uint64_t x;
     if (!reader_be(r, 2, &x, what, errp)) {
@@ -262,8 +261,7 @@ static bool reader_be16(Reader *r, uint16_t *v, const char *what,
     return true;
 }
 
-static bool reader_be32(Reader *r, uint32_t *v, const char *what,
-                        GError **errp)
+static bool reader_be32(Reader *r, uint32_t *v, const char *what, GError **errp)
 {
     uint64_t x;
     if (!reader_be(r, 4, &x, what, errp)) {
@@ -273,8 +271,7 @@ static bool reader_be32(Reader *r, uint32_t *v, const char *what,
     return true;
 }
 
-static bool reader_be64(Reader *r, uint64_t *v, const char *what,
-                        GError **errp)
+static bool reader_be64(Reader *r, uint64_t *v, const char *what, GError **errp)
 {
     return reader_be(r, 8, v, what, errp);
 }
@@ -491,10 +488,18 @@ static const char *section_type_name(uint8_t type)
 static const char *command_name(uint16_t cmd)
 {
     static const char *const names[] = {
-        "invalid",        "open-return-path",  "ping",
-        "postcopy-advise", "postcopy-listen",  "postcopy-run",
-        "postcopy-ram-discard", "postcopy-resume", "packaged",
-        "recv-bitmap",    "enable-colo",       "switchover-start",
+        "invalid",
+        "open-return-path",
+        "ping",
+        "postcopy-advise",
+        "postcopy-listen",
+        "postcopy-run",
+        "postcopy-ram-discard",
+        "postcopy-resume",
+        "packaged",
+        "recv-bitmap",
+        "enable-colo",
+        "switchover-start",
     };
     return cmd < G_N_ELEMENTS(names) ? names[cmd] : "unknown";
 }
@@ -582,9 +587,8 @@ static JsonNode *node_int(int64_t v)
 static void vmdesc_find(Analysis *a)
 {
     Reader *r = &a->reader;
-    uint64_t start = r->file_size > VMDESC_SCAN_BYTES
-                         ? r->file_size - VMDESC_SCAN_BYTES
-                         : 0;
+    uint64_t start =
+        r->file_size > VMDESC_SCAN_BYTES ? r->file_size - VMDESC_SCAN_BYTES : 0;
     size_t len;
     const uint8_t *nul, *brace;
     uint64_t json_offset;
@@ -603,15 +607,17 @@ static void vmdesc_find(Analysis *a)
     }
     nul = memrchr(window, 0, len);
     if (!nul) {
-        add_error(a, "VMDESCRIPTION missing: no NUL byte in the last %" PRIu64
-                     " bytes of the file",
+        add_error(a,
+                  "VMDESCRIPTION missing: no NUL byte in the last %" PRIu64
+                  " bytes of the file",
                   (uint64_t)len);
         return;
     }
     brace = memchr(nul, '{', window + len - nul);
     if (!brace) {
-        add_error(a, "VMDESCRIPTION missing: no '{' after the last NUL byte "
-                     "(at 0x%" PRIx64 ")",
+        add_error(a,
+                  "VMDESCRIPTION missing: no '{' after the last NUL byte "
+                  "(at 0x%" PRIx64 ")",
                   start + (nul - window));
         return;
     }
@@ -620,15 +626,17 @@ static void vmdesc_find(Analysis *a)
         !reader_pread(r, head, 5, json_offset - 5, "VMDESCRIPTION header",
                       &err) ||
         head[0] != SEC_VMDESCRIPTION) {
-        add_error(a, "VMDESCRIPTION missing: the JSON-looking text at 0x%" PRIx64
-                     " is not preceded by a 0x06 section byte",
+        add_error(a,
+                  "VMDESCRIPTION missing: the JSON-looking text at 0x%" PRIx64
+                  " is not preceded by a 0x06 section byte",
                   json_offset);
         return;
     }
     json_len = load_be(head + 1, 4);
     if (json_len > r->file_size - json_offset) {
-        add_error(a, "VMDESCRIPTION at 0x%" PRIx64 " claims %" PRIu32
-                     " bytes of JSON, but only %" PRIu64 " remain in the file",
+        add_error(a,
+                  "VMDESCRIPTION at 0x%" PRIx64 " claims %" PRIu32
+                  " bytes of JSON, but only %" PRIu64 " remain in the file",
                   json_offset - 5, json_len, r->file_size - json_offset);
         return;
     }
@@ -750,8 +758,7 @@ static JsonNode *decode_raw(Analysis *a, uint64_t size, const char *what,
 }
 
 /* "capability": size bytes of u8-length-prefixed names. */
-static JsonNode *decode_capabilities(Analysis *a, uint64_t size,
-                                     GError **errp)
+static JsonNode *decode_capabilities(Analysis *a, uint64_t size, GError **errp)
 {
     Reader *r = &a->reader;
     uint64_t end = r->pos + size;
@@ -765,8 +772,8 @@ static JsonNode *decode_capabilities(Analysis *a, uint64_t size,
         g_autofree char *name = reader_name(r, "capability name", errp);
         if (!name || r->pos > end) {
             if (name) {
-                fail(errp, "capability name at 0x%" PRIx64
-                           " runs past its field",
+                fail(errp,
+                     "capability name at 0x%" PRIx64 " runs past its field",
                      r->pos);
             }
             json_array_unref(caps);
@@ -927,8 +934,8 @@ static bool decode_fields(Analysis *a, JsonObject *desc, JsonObject *out,
                   ? g_strdup_printf("%s[%" PRId64 "]", name, index)
                   : g_strdup(name);
         if (!is_array) {
-            JsonNode *v = decode_value(a, f, name, type, has_size, size,
-                                       depth, errp);
+            JsonNode *v =
+                decode_value(a, f, name, type, has_size, size, depth, errp);
             if (!v) {
                 return false;
             }
@@ -936,11 +943,11 @@ static bool decode_fields(Analysis *a, JsonObject *desc, JsonObject *out,
             continue;
         }
         JsonArray *arr = json_array_new();
-        set_unique_member(out, key, json_node_init_array(json_node_alloc(),
-                                                         arr));
+        set_unique_member(out, key,
+                          json_node_init_array(json_node_alloc(), arr));
         for (int64_t k = 0; k < array_len; k++) {
-            JsonNode *v = decode_value(a, f, name, type, has_size, size,
-                                       depth, errp);
+            JsonNode *v =
+                decode_value(a, f, name, type, has_size, size, depth, errp);
             if (!v) {
                 return false;
             }
@@ -994,8 +1001,9 @@ static bool scan_for_footer(Analysis *a, SectionInfo *sec, GError **errp)
         }
         off += n;
     }
-    fail(errp, "Missing section footer for %s: section id %u could not be "
-               "decoded and no footer for it follows",
+    fail(errp,
+         "Missing section footer for %s: section id %u could not be "
+         "decoded and no footer for it follows",
          sec->idstr, sec->section_id);
     return false;
 }
@@ -1017,8 +1025,9 @@ static bool parse_device_section(Analysis *a, SectionInfo *sec, GError **errp)
 
         sec->vmsd_name = g_strdup(j_str(desc, "vmsd_name"));
         if (j_int(desc, "version", &version) && version != sec->version_id) {
-            add_warning(a, "section \"%s\": version %u in the stream, %" PRId64
-                           " in the VMDESCRIPTION",
+            add_warning(a,
+                        "section \"%s\": version %u in the stream, %" PRId64
+                        " in the VMDESCRIPTION",
                         sec->idstr, sec->version_id, version);
         }
         sec->fields = json_object_new();
@@ -1028,8 +1037,9 @@ static bool parse_device_section(Analysis *a, SectionInfo *sec, GError **errp)
                 return true;
             }
             if (next) {
-                fail(&derr, "the described fields end at 0x%" PRIx64
-                            ", where 0x%02x follows instead of the footer",
+                fail(&derr,
+                     "the described fields end at 0x%" PRIx64
+                     ", where 0x%02x follows instead of the footer",
                      r->pos, *next);
             } else {
                 fail(&derr, "the described fields run to the end of the file");
@@ -1039,10 +1049,10 @@ static bool parse_device_section(Analysis *a, SectionInfo *sec, GError **errp)
     sec->decode_error = g_strdup(derr->message);
     /* without any vmdesc, its absence is the one error worth reporting */
     if (a->vmdesc) {
-        add_warning(a, "section \"%s\" instance %u at 0x%" PRIx64
-                   " could not be decoded: %s",
-                    sec->idstr, sec->instance_id, sec->offset,
-                    derr->message);
+        add_warning(a,
+                    "section \"%s\" instance %u at 0x%" PRIx64
+                    " could not be decoded: %s",
+                    sec->idstr, sec->instance_id, sec->offset, derr->message);
     }
     r->pos = body;
     return scan_for_footer(a, sec, errp);
@@ -1068,8 +1078,8 @@ static void scan_bitmap(Analysis *a, RamBlockInfo *b)
     }
     for (uint64_t done = 0; done < b->bitmap_size;) {
         size_t n = MIN(b->bitmap_size - done, READER_CACHE_BYTES);
-        const uint8_t *p = reader_view(r, b->bitmap_offset + done, n,
-                                       "dirty bitmap", &err);
+        const uint8_t *p =
+            reader_view(r, b->bitmap_offset + done, n, "dirty bitmap", &err);
         if (!p) {
             add_error(a, "block \"%s\": Error reading dirty bitmap: %s",
                       b->name, err->message);
@@ -1104,24 +1114,24 @@ static void scan_bitmap(Analysis *a, RamBlockInfo *b)
     }
     b->bitmap_scanned = true;
     if (beyond_pages) {
-        add_error(a, "block \"%s\": %" PRIu64 " bitmap bits beyond the "
-                     "block's %" PRIu64 " pages are set (first: bit %" PRIu64
-                     "): page outside of ramblock %s range",
-                  b->name, beyond_pages, b->pages, first_beyond_pages,
-                  b->name);
+        add_error(a,
+                  "block \"%s\": %" PRIu64 " bitmap bits beyond the "
+                  "block's %" PRIu64 " pages are set (first: bit %" PRIu64
+                  "): page outside of ramblock %s range",
+                  b->name, beyond_pages, b->pages, first_beyond_pages, b->name);
     }
     if (beyond_eof) {
-        add_error(a, "block \"%s\": %" PRIu64 " pages set in the bitmap lie "
-                     "beyond the end of the file (first: page %" PRIu64
-                     " at 0x%" PRIx64 ", file size 0x%" PRIx64 ")",
+        add_error(a,
+                  "block \"%s\": %" PRIu64 " pages set in the bitmap lie "
+                  "beyond the end of the file (first: page %" PRIu64
+                  " at 0x%" PRIx64 ", file size 0x%" PRIx64 ")",
                   b->name, beyond_eof, first_beyond_eof,
                   b->pages_offset + first_beyond_eof * PAGE_SIZE_BYTES,
                   r->file_size);
     }
 }
 
-static bool parse_mapped_ram_header(Analysis *a, RamBlockInfo *b,
-                                    GError **errp)
+static bool parse_mapped_ram_header(Analysis *a, RamBlockInfo *b, GError **errp)
 {
     Reader *r = &a->reader;
     uint64_t header_end, expected, next, bitmap_end;
@@ -1129,8 +1139,9 @@ static bool parse_mapped_ram_header(Analysis *a, RamBlockInfo *b,
 
     b->header_offset = r->pos;
     if (!range_in_file(r, r->pos, MAPPED_RAM_HEADER_BYTES)) {
-        fail(errp, "block \"%s\": Could not read whole mapped-ram migration "
-                   "header (expected %d, got %" PRIu64 " bytes)",
+        fail(errp,
+             "block \"%s\": Could not read whole mapped-ram migration "
+             "header (expected %d, got %" PRIu64 " bytes)",
              b->name, MAPPED_RAM_HEADER_BYTES,
              r->pos < r->file_size ? r->file_size - r->pos : 0);
         return false;
@@ -1148,44 +1159,49 @@ static bool parse_mapped_ram_header(Analysis *a, RamBlockInfo *b,
     b->bitmap_size = DIV_ROUND_UP(b->pages, 64) * 8;
 
     if (b->mr_version > MAPPED_RAM_MAX_VERSION) {
-        add_error(a, "block \"%s\": Migration mapped-ram capability version "
-                     "not supported (expected <= %d, got %" PRIu32 ")",
+        add_error(a,
+                  "block \"%s\": Migration mapped-ram capability version "
+                  "not supported (expected <= %d, got %" PRIu32 ")",
                   b->name, MAPPED_RAM_MAX_VERSION, b->mr_version);
     }
     if (b->mr_page_size != PAGE_SIZE_BYTES) {
-        add_error(a, "block \"%s\": MappedRamHeader page_size is %" PRIu64
-                     ", expected %u",
+        add_error(a,
+                  "block \"%s\": MappedRamHeader page_size is %" PRIu64
+                  ", expected %u",
                   b->name, b->mr_page_size, PAGE_SIZE_BYTES);
     }
     if (b->bitmap_offset != header_end) {
-        add_error(a, "block \"%s\": bitmap_offset 0x%" PRIx64 " is not the "
-                     "end of its MappedRamHeader (0x%" PRIx64 ")",
+        add_error(a,
+                  "block \"%s\": bitmap_offset 0x%" PRIx64 " is not the "
+                  "end of its MappedRamHeader (0x%" PRIx64 ")",
                   b->name, b->bitmap_offset, header_end);
     }
     if (!QEMU_IS_ALIGNED(b->pages_offset, PAGE_SIZE_BYTES)) {
-        add_error(a, "block \"%s\": Error reading ramblock %s pages, region "
-                     "has bad alignment (pages_offset 0x%" PRIx64 ")",
+        add_error(a,
+                  "block \"%s\": Error reading ramblock %s pages, region "
+                  "has bad alignment (pages_offset 0x%" PRIx64 ")",
                   b->name, b->name, b->pages_offset);
     }
-    if (__builtin_add_overflow(b->bitmap_offset, b->bitmap_size,
-                               &bitmap_end) ||
+    if (__builtin_add_overflow(b->bitmap_offset, b->bitmap_size, &bitmap_end) ||
         bitmap_end > UINT64_MAX - MAPPED_RAM_ALIGN_BYTES) {
-        add_error(a, "block \"%s\": bitmap_offset 0x%" PRIx64
-                     " is out of range",
+        add_error(a,
+                  "block \"%s\": bitmap_offset 0x%" PRIx64 " is out of range",
                   b->name, b->bitmap_offset);
     } else {
         expected = QEMU_ALIGN_UP(bitmap_end, MAPPED_RAM_ALIGN_BYTES);
         if (b->pages_offset != expected) {
-            add_error(a, "block \"%s\": pages_offset 0x%" PRIx64 " is not "
-                         "round_up(bitmap_offset + bitmap_size, 1 MiB) = "
-                         "0x%" PRIx64,
+            add_error(a,
+                      "block \"%s\": pages_offset 0x%" PRIx64 " is not "
+                      "round_up(bitmap_offset + bitmap_size, 1 MiB) = "
+                      "0x%" PRIx64,
                       b->name, b->pages_offset, expected);
         }
     }
     if (!range_in_file(r, b->bitmap_offset, b->bitmap_size)) {
-        add_error(a, "block \"%s\": Error reading dirty bitmap: %" PRIu64
-                     " bytes at 0x%" PRIx64 " lie beyond the end of the file "
-                     "(0x%" PRIx64 ")",
+        add_error(a,
+                  "block \"%s\": Error reading dirty bitmap: %" PRIu64
+                  " bytes at 0x%" PRIx64 " lie beyond the end of the file "
+                  "(0x%" PRIx64 ")",
                   b->name, b->bitmap_size, b->bitmap_offset, r->file_size);
     } else {
         scan_bitmap(a, b);
@@ -1194,8 +1210,9 @@ static bool parse_mapped_ram_header(Analysis *a, RamBlockInfo *b,
     /* The sequential stream goes on after the block's page area. */
     if (__builtin_add_overflow(b->pages_offset, b->used_length, &next) ||
         next <= header_end) {
-        fail(errp, "block \"%s\": the stream cannot continue at pages_offset "
-                   "0x%" PRIx64 " + used_length 0x%" PRIx64,
+        fail(errp,
+             "block \"%s\": the stream cannot continue at pages_offset "
+             "0x%" PRIx64 " + used_length 0x%" PRIx64,
              b->name, b->pages_offset, b->used_length);
         return false;
     }
@@ -1234,16 +1251,18 @@ static bool parse_block_list(Analysis *a, SectionInfo *sec, uint64_t total,
         g_hash_table_insert(a->block_by_name, b->name, b);
         b->pages = b->used_length / PAGE_SIZE_BYTES;
         if (b->used_length > left) {
-            fail(errp, "RAM block list inconsistent with MEM_SIZE 0x%" PRIx64
-                       ": block \"%s\" used_length 0x%" PRIx64
-                       " exceeds the 0x%" PRIx64 " bytes left",
+            fail(errp,
+                 "RAM block list inconsistent with MEM_SIZE 0x%" PRIx64
+                 ": block \"%s\" used_length 0x%" PRIx64
+                 " exceeds the 0x%" PRIx64 " bytes left",
                  total, b->name, b->used_length, left);
             return false;
         }
         left -= b->used_length;
         if (!QEMU_IS_ALIGNED(b->used_length, PAGE_SIZE_BYTES)) {
-            add_warning(a, "block \"%s\": used_length 0x%" PRIx64
-                           " is not a multiple of the page size",
+            add_warning(a,
+                        "block \"%s\": used_length 0x%" PRIx64
+                        " is not a multiple of the page size",
                         b->name, b->used_length);
         }
         if (a->extract_name && !strcmp(a->extract_name, b->name) &&
@@ -1281,8 +1300,9 @@ static void legacy_page(Analysis *a, SectionInfo *sec, RamBlockInfo *b,
                         uint64_t addr, const uint8_t *data)
 {
     if (addr >= b->used_length || b->used_length - addr < PAGE_SIZE_BYTES) {
-        add_error(a, "page outside of ramblock %s range (offset 0x%" PRIx64
-                     ", used_length 0x%" PRIx64 ")",
+        add_error(a,
+                  "page outside of ramblock %s range (offset 0x%" PRIx64
+                  ", used_length 0x%" PRIx64 ")",
                   b->name, addr, b->used_length);
         return;
     }
@@ -1328,8 +1348,9 @@ static bool parse_ram_records(Analysis *a, SectionInfo *sec, GError **errp)
             return true;
         case RAM_FLAG_MEM_SIZE:
             if (sec->type != SEC_START || sec->has_mem_size) {
-                fail(errp, "MEM_SIZE record at 0x%" PRIx64
-                           " outside the start of the ram START section",
+                fail(errp,
+                     "MEM_SIZE record at 0x%" PRIx64
+                     " outside the start of the ram START section",
                      rec_offset);
                 return false;
             }
@@ -1341,8 +1362,9 @@ static bool parse_ram_records(Analysis *a, SectionInfo *sec, GError **errp)
             sec->multifd_flushes++;
             if (a->mapped_ram && !flagged_mapped) {
                 flagged_mapped = true;
-                add_error(a, "Unexpected RAM flags: %u (MULTIFD_FLUSH record "
-                             "at 0x%" PRIx64 " in a mapped-ram stream)",
+                add_error(a,
+                          "Unexpected RAM flags: %u (MULTIFD_FLUSH record "
+                          "at 0x%" PRIx64 " in a mapped-ram stream)",
                           flags, rec_offset);
             }
             continue;
@@ -1351,21 +1373,24 @@ static bool parse_ram_records(Analysis *a, SectionInfo *sec, GError **errp)
             break;
         case RAM_FLAG_XBZRLE:
         case RAM_FLAG_HOOK:
-            fail(errp, "Unexpected RAM flags: %u (record at 0x%" PRIx64
-                       "; XBZRLE and HOOK are never written)",
+            fail(errp,
+                 "Unexpected RAM flags: %u (record at 0x%" PRIx64
+                 "; XBZRLE and HOOK are never written)",
                  flags, rec_offset);
             return false;
         default:
-            fail(errp, "Unknown combination of migration flags: 0x%x "
-                       "(record at 0x%" PRIx64 ")",
+            fail(errp,
+                 "Unknown combination of migration flags: 0x%x "
+                 "(record at 0x%" PRIx64 ")",
                  flags, rec_offset);
             return false;
         }
 
         if (a->mapped_ram && !flagged_mapped) {
             flagged_mapped = true;
-            add_error(a, "Unexpected RAM flags: %u (%s record at 0x%" PRIx64
-                         " in a mapped-ram stream)",
+            add_error(a,
+                      "Unexpected RAM flags: %u (%s record at 0x%" PRIx64
+                      " in a mapped-ram stream)",
                       flags, kind == RAM_FLAG_PAGE ? "PAGE" : "ZERO",
                       rec_offset);
         }
@@ -1376,13 +1401,15 @@ static bool parse_ram_records(Analysis *a, SectionInfo *sec, GError **errp)
             }
             a->last_block = find_block(a, name);
             if (!a->last_block) {
-                add_error(a, "Unknown ramblock \"%s\", cannot accept "
-                             "migration (record at 0x%" PRIx64 ")",
+                add_error(a,
+                          "Unknown ramblock \"%s\", cannot accept "
+                          "migration (record at 0x%" PRIx64 ")",
                           name, rec_offset);
             }
         } else if (!a->last_block) {
-            add_error(a, "RAM record at 0x%" PRIx64 " has CONTINUE but no "
-                         "known block precedes it",
+            add_error(a,
+                      "RAM record at 0x%" PRIx64 " has CONTINUE but no "
+                      "known block precedes it",
                       rec_offset);
         }
         if (kind == RAM_FLAG_ZERO) {
@@ -1391,16 +1418,17 @@ static bool parse_ram_records(Analysis *a, SectionInfo *sec, GError **errp)
                 return false;
             }
             if (fill) {
-                add_error(a, "Found a zero page with value %d (record at "
-                             "0x%" PRIx64 ")",
+                add_error(a,
+                          "Found a zero page with value %d (record at "
+                          "0x%" PRIx64 ")",
                           fill, rec_offset);
             }
             if (a->last_block) {
                 legacy_page(a, sec, a->last_block, addr, NULL);
             }
         } else {
-            const uint8_t *data = reader_take(r, PAGE_SIZE_BYTES, "RAM page",
-                                              errp);
+            const uint8_t *data =
+                reader_take(r, PAGE_SIZE_BYTES, "RAM page", errp);
             if (!data) {
                 return false;
             }
@@ -1423,8 +1451,8 @@ static bool parse_configuration(Analysis *a, GError **errp)
         return false;
     }
     if (len > MAX_MACHINE_NAME) {
-        fail(errp, "configuration: machine type length %" PRIu32
-                   " is implausible",
+        fail(errp,
+             "configuration: machine type length %" PRIu32 " is implausible",
              len);
         return false;
     }
@@ -1442,8 +1470,8 @@ static bool parse_configuration(Analysis *a, GError **errp)
             break;
         }
         r->pos++;
-        g_autofree char *name = reader_name(r, "configuration subsection",
-                                            errp);
+        g_autofree char *name =
+            reader_name(r, "configuration subsection", errp);
         if (!name) {
             return false;
         }
@@ -1456,8 +1484,9 @@ static bool parse_configuration(Analysis *a, GError **errp)
             return false;
         }
         if (version > 1) {
-            add_error(a, "configuration/capabilities version %" PRIu32
-                         " is not supported",
+            add_error(a,
+                      "configuration/capabilities version %" PRIu32
+                      " is not supported",
                       version);
         }
         /* each capability takes at least one byte */
@@ -1492,8 +1521,9 @@ static bool parse_footer(Analysis *a, SectionInfo *sec, GError **errp)
         return false;
     }
     if (type != SEC_FOOTER) {
-        fail(errp, "Missing section footer for %s (0x%02x at 0x%" PRIx64
-                   " instead of 0x7e)",
+        fail(errp,
+             "Missing section footer for %s (0x%02x at 0x%" PRIx64
+             " instead of 0x7e)",
              sec->idstr, type, at);
         return false;
     }
@@ -1501,8 +1531,9 @@ static bool parse_footer(Analysis *a, SectionInfo *sec, GError **errp)
         return false;
     }
     if (id != sec->section_id) {
-        add_error(a, "Mismatched section id in footer for %s - read 0x%x "
-                     "expected 0x%x (footer at 0x%" PRIx64 ")",
+        add_error(a,
+                  "Mismatched section id in footer for %s - read 0x%x "
+                  "expected 0x%x (footer at 0x%" PRIx64 ")",
                   sec->idstr, id, sec->section_id, at);
     }
     sec->length = r->pos - sec->offset;
@@ -1525,19 +1556,20 @@ static bool parse_section(Analysis *a, SectionInfo *sec, GError **errp)
         }
         if (g_hash_table_contains(a->by_id,
                                   GUINT_TO_POINTER(sec->section_id))) {
-            add_error(a, "section id %u of \"%s\" at 0x%" PRIx64
-                         " is already in use",
-                      sec->section_id, sec->idstr, sec->offset);
+            add_error(
+                a, "section id %u of \"%s\" at 0x%" PRIx64 " is already in use",
+                sec->section_id, sec->idstr, sec->offset);
         } else {
             g_hash_table_insert(a->by_id, GUINT_TO_POINTER(sec->section_id),
                                 sec);
         }
     } else {
-        SectionInfo *start = g_hash_table_lookup(
-            a->by_id, GUINT_TO_POINTER(sec->section_id));
+        SectionInfo *start =
+            g_hash_table_lookup(a->by_id, GUINT_TO_POINTER(sec->section_id));
         if (!start || start->type != SEC_START) {
-            fail(errp, "%s section at 0x%" PRIx64 " has section id %u, "
-                       "which no START section opened",
+            fail(errp,
+                 "%s section at 0x%" PRIx64 " has section id %u, "
+                 "which no START section opened",
                  section_type_name(sec->type), sec->offset, sec->section_id);
             return false;
         }
@@ -1556,8 +1588,9 @@ static bool parse_section(Analysis *a, SectionInfo *sec, GError **errp)
             return false;
         }
     } else {
-        fail(errp, "cannot parse the iterative section \"%s\" at 0x%" PRIx64
-                   ": only \"ram\" is known",
+        fail(errp,
+             "cannot parse the iterative section \"%s\" at 0x%" PRIx64
+             ": only \"ram\" is known",
              sec->idstr, sec->offset);
         return false;
     }
@@ -1584,8 +1617,9 @@ static void parse_after_eof(Analysis *a)
     const uint8_t *p = reader_peek(r, 1);
 
     if (!p) {
-        add_error(a, "VMDESCRIPTION missing: the file ends right after EOF "
-                     "(at 0x%" PRIx64 ")",
+        add_error(a,
+                  "VMDESCRIPTION missing: the file ends right after EOF "
+                  "(at 0x%" PRIx64 ")",
                   a->eof_offset);
         return;
     }
@@ -1595,8 +1629,9 @@ static void parse_after_eof(Analysis *a)
         return;
     }
     if (a->vmdesc && a->vmdesc_offset != r->pos) {
-        add_error(a, "the VMDESCRIPTION after EOF (at 0x%" PRIx64 ") is not "
-                     "the one found at the end of the file (at 0x%" PRIx64 ")",
+        add_error(a,
+                  "the VMDESCRIPTION after EOF (at 0x%" PRIx64 ") is not "
+                  "the one found at the end of the file (at 0x%" PRIx64 ")",
                   r->pos, a->vmdesc_offset);
     }
 }
@@ -1612,8 +1647,9 @@ static bool walk_stream(Analysis *a, GError **errp)
         return false;
     }
     if (magic != QEVM_MAGIC) {
-        fail(errp, "Not a migration stream (magic 0x%08" PRIx32
-                   " at 0x%" PRIx64 ", expected 0x%08x \"QEVM\")",
+        fail(errp,
+             "Not a migration stream (magic 0x%08" PRIx32 " at 0x%" PRIx64
+             ", expected 0x%08x \"QEVM\")",
              magic, a->stream_offset, QEVM_MAGIC);
         return false;
     }
@@ -1625,8 +1661,7 @@ static bool walk_stream(Analysis *a, GError **errp)
         return false;
     }
     if (a->version != STREAM_VERSION) {
-        fail(errp, "Unsupported migration stream version %" PRIu32,
-             a->version);
+        fail(errp, "Unsupported migration stream version %" PRIu32, a->version);
         return false;
     }
 
@@ -1635,8 +1670,9 @@ static bool walk_stream(Analysis *a, GError **errp)
         uint8_t type;
 
         if (offset == r->file_size) {
-            fail(errp, "EOF missing: the stream ends at 0x%" PRIx64
-                       " without an EOF section",
+            fail(errp,
+                 "EOF missing: the stream ends at 0x%" PRIx64
+                 " without an EOF section",
                  offset);
             return false;
         }
@@ -1660,8 +1696,9 @@ static bool walk_stream(Analysis *a, GError **errp)
                 return false;
             }
             if (offset != a->stream_offset + 8) {
-                add_error(a, "the CONFIGURATION section at 0x%" PRIx64
-                             " does not follow the header",
+                add_error(a,
+                          "the CONFIGURATION section at 0x%" PRIx64
+                          " does not follow the header",
                           offset);
             }
             if (!parse_configuration(a, errp)) {
@@ -1670,8 +1707,9 @@ static bool walk_stream(Analysis *a, GError **errp)
             continue;
         }
         if (type == SEC_VMDESCRIPTION) {
-            fail(errp, "EOF missing: VMDESCRIPTION at 0x%" PRIx64
-                       " before any EOF section",
+            fail(errp,
+                 "EOF missing: VMDESCRIPTION at 0x%" PRIx64
+                 " before any EOF section",
                  offset);
             return false;
         }
@@ -1711,8 +1749,9 @@ static bool analysis_open(Analysis *a, const char *path, uint64_t offset,
     }
     a->reader.file_size = st.st_size;
     if (offset > a->reader.file_size) {
-        fail(errp, "offset 0x%" PRIx64 " is beyond the end of %s (0x%" PRIx64
-                   " bytes)",
+        fail(errp,
+             "offset 0x%" PRIx64 " is beyond the end of %s (0x%" PRIx64
+             " bytes)",
              offset, path, a->reader.file_size);
         return false;
     }
@@ -1736,8 +1775,7 @@ static void analysis_run(Analysis *a)
 
 /* Copies pages [first, first + count) of b, leaving zero pages as holes. */
 static bool copy_page_run(Analysis *a, RamBlockInfo *b, uint64_t first,
-                          uint64_t count, uint8_t *buf, int out,
-                          GError **errp)
+                          uint64_t count, uint8_t *buf, int out, GError **errp)
 {
     const size_t chunk_pages = COPY_CHUNK_BYTES / PAGE_SIZE_BYTES;
 
@@ -1796,8 +1834,8 @@ static bool extract_mapped_ram(Analysis *a, RamBlockInfo *b, int out,
         size_t n = MIN(b->bitmap_size - done, sizeof(bitmap));
         if (!reader_pread(&a->reader, bitmap, n, b->bitmap_offset + done,
                           "dirty bitmap", errp)) {
-            g_prefix_error(errp, "block \"%s\": Error reading dirty bitmap: ",
-                           b->name);
+            g_prefix_error(
+                errp, "block \"%s\": Error reading dirty bitmap: ", b->name);
             return false;
         }
         for (uint64_t i = 0; i < n * 8; i++) {
@@ -1844,8 +1882,7 @@ static JsonObject *block_json(const Analysis *a, const RamBlockInfo *b)
         json_object_set_int_member(h, "offset", b->header_offset);
         json_object_set_int_member(h, "version", b->mr_version);
         json_object_set_member(h, "page_size", node_uint(b->mr_page_size));
-        json_object_set_member(h, "bitmap_offset",
-                               node_uint(b->bitmap_offset));
+        json_object_set_member(h, "bitmap_offset", node_uint(b->bitmap_offset));
         json_object_set_member(h, "bitmap_size", node_uint(b->bitmap_size));
         json_object_set_member(h, "pages_offset", node_uint(b->pages_offset));
         if (b->bitmap_scanned) {
@@ -1856,8 +1893,7 @@ static JsonObject *block_json(const Analysis *a, const RamBlockInfo *b)
         json_object_set_object_member(o, "mapped_ram", h);
     }
     if (!a->mapped_ram) {
-        json_object_set_member(o, "legacy_pages",
-                               node_uint(b->legacy_pages));
+        json_object_set_member(o, "legacy_pages", node_uint(b->legacy_pages));
         json_object_set_member(o, "legacy_zero_pages",
                                node_uint(b->legacy_zero_pages));
     }
@@ -1904,8 +1940,7 @@ static JsonObject *section_json(const Analysis *a, const SectionInfo *s)
         json_object_set_string_member(o, "vmsd_name", s->vmsd_name);
     }
     if (s->fields) {
-        json_object_set_object_member(o, "fields",
-                                      json_object_ref(s->fields));
+        json_object_set_object_member(o, "fields", json_object_ref(s->fields));
     }
     if (s->decode_error) {
         json_object_set_string_member(o, "decode_error", s->decode_error);
@@ -2076,8 +2111,8 @@ static void print_block(const Analysis *a, const RamBlockInfo *b)
             b->name, b->entry_offset, b->used_length, b->pages);
     if (b->has_header) {
         g_print("        MappedRamHeader at 0x%" PRIx64 ": version %" PRIu32
-                ", page_size %" PRIu64 ", bitmap_offset 0x%" PRIx64
-                " (%" PRIu64 " bytes), pages_offset 0x%" PRIx64 "\n",
+                ", page_size %" PRIu64 ", bitmap_offset 0x%" PRIx64 " (%" PRIu64
+                " bytes), pages_offset 0x%" PRIx64 "\n",
                 b->header_offset, b->mr_version, b->mr_page_size,
                 b->bitmap_offset, b->bitmap_size, b->pages_offset);
         if (b->bitmap_scanned) {
@@ -2103,8 +2138,7 @@ static void print_section(const Analysis *a, const SectionInfo *s)
         return;
     }
     g_print(" id %u \"%s\" instance %u version %u, length %" PRIu64,
-            s->section_id, s->idstr, s->instance_id, s->version_id,
-            s->length);
+            s->section_id, s->idstr, s->instance_id, s->version_id, s->length);
     if (s->vmsd_name) {
         g_print(", vmsd \"%s\"", s->vmsd_name);
     }
@@ -2136,8 +2170,8 @@ static void print_section(const Analysis *a, const SectionInfo *s)
 
 static void analysis_print(const Analysis *a)
 {
-    g_print("%s: %" PRIu64 " bytes, stream at offset 0x%" PRIx64 "\n",
-            a->path, a->reader.file_size, a->stream_offset);
+    g_print("%s: %" PRIu64 " bytes, stream at offset 0x%" PRIx64 "\n", a->path,
+            a->reader.file_size, a->stream_offset);
     if (a->version) {
         g_print("header: QEVM version %" PRIu32 "\n", a->version);
     }
@@ -2235,8 +2269,8 @@ static int do_extract(Analysis *a, const char *block, const char *output)
     int fd;
 
     a->extract_name = block;
-    a->extract_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                         0644);
+    a->extract_fd =
+        open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (a->extract_fd < 0) {
         g_printerr("analyze-migration: cannot create %s: %s\n", output,
                    g_strerror(errno));
@@ -2268,8 +2302,7 @@ static int do_extract(Analysis *a, const char *block, const char *output)
     fd = a->extract_fd;
     a->extract_fd = -1;
     if (close(fd) < 0) {
-        g_printerr("%s: writing %s: %s\n", a->path, output,
-                   g_strerror(errno));
+        g_printerr("%s: writing %s: %s\n", a->path, output, g_strerror(errno));
         return 1;
     }
     /* the copy is good, but say what else is wrong with the file */

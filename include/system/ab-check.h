@@ -11,7 +11,7 @@
 #include "qemu/osdep.h"
 
 #define AB_START (1 * MiB)
-#define AB_END (100 * MiB)
+#define AB_END   (100 * MiB)
 
 /*
  * Checks a copy of pc.ram (ram_size bytes). On failure appends the first

@@ -41,11 +41,13 @@ static inline uint64_t ramblock_pages(const RAMBlock *rb)
 
 /* Global list, in registration order (the order the stream lists them). */
 extern GPtrArray *ram_blocks;
+/* clang-format off */
 #define RAMBLOCK_FOREACH(rb)                                                   \
     for (guint _i = 0;                                                         \
          _i < (ram_blocks ? ram_blocks->len : 0) &&                            \
          ((rb) = g_ptr_array_index(ram_blocks, _i), 1);                        \
          _i++)
+/* clang-format on */
 
 /*
  * Adds a block. With fd >= 0 the memory is mmap()ed from it (shared when
@@ -68,11 +70,11 @@ void ram_blocks_free(void);
  * window's first 4 GiB (as a PC's BIOS ends at 4 GiB).
  */
 #define PC_RAM_DEFAULT_SIZE (128 * MiB)
-#define PC_RAM_MAX_SIZE (1ULL << 40)
-#define VGA_VRAM_GPA PC_RAM_MAX_SIZE
-#define VGA_VRAM_SIZE (8 * MiB)
-#define PC_BIOS_GPA (PC_RAM_MAX_SIZE + 0xfffc0000ULL)
-#define PC_BIOS_SIZE (256 * KiB)
+#define PC_RAM_MAX_SIZE     (1ULL << 40)
+#define VGA_VRAM_GPA        PC_RAM_MAX_SIZE
+#define VGA_VRAM_SIZE       (8 * MiB)
+#define PC_BIOS_GPA         (PC_RAM_MAX_SIZE + 0xfffc0000ULL)
+#define PC_BIOS_SIZE        (256 * KiB)
 
 /*
  * Creates pc.ram (ram_size bytes, from fd when fd >= 0, see ram_block_add),
@@ -84,8 +86,7 @@ bool machine_ram_init(uint64_t ram_size, int fd, bool shared, bool fresh_boot,
                       GError **errp);
 
 /* --- the memory API: all guest writes go through here --- */
-void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf,
-                    size_t len);
+void ramblock_write(RAMBlock *rb, uint64_t offset, const void *buf, size_t len);
 void ramblock_write_u8(RAMBlock *rb, uint64_t offset, uint8_t val);
 void ramblock_write_u64(RAMBlock *rb, uint64_t offset, uint64_t val);
 void ramblock_fill(RAMBlock *rb, uint64_t offset, int c, size_t len);

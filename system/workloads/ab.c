@@ -21,7 +21,7 @@
 
 /* Pages per step: about 25 µs of work, so a pause waits no longer. */
 #define AB_PAGES_PER_STEP 256
-#define AB_PASSES_PER_B 64
+#define AB_PASSES_PER_B   64
 
 enum {
     AB_NOT_STARTED,

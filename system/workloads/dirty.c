@@ -17,10 +17,10 @@
 #include "system/ramblock.h"
 #include "system/workload.h"
 
-#define DIRTY_DEFAULT_RATE (64 * MiB)
+#define DIRTY_DEFAULT_RATE       (64 * MiB)
 #define DIRTY_MAX_PAGES_PER_STEP 256
-#define DIRTY_BURST_US (100 * 1000)
-#define DIRTY_SEED 0x9e3779b97f4a7c15ULL
+#define DIRTY_BURST_US           (100 * 1000)
+#define DIRTY_SEED               0x9e3779b97f4a7c15ULL
 
 typedef struct DirtyWorkload {
     Workload parent;
@@ -85,8 +85,8 @@ static void dirty_step(Workload *wl, int cpu_index)
     if (!d->last_us) {
         d->last_us = now;
     }
-    max_budget = MAX(d->rate / (G_USEC_PER_SEC / DIRTY_BURST_US),
-                     TARGET_PAGE_SIZE);
+    max_budget =
+        MAX(d->rate / (G_USEC_PER_SEC / DIRTY_BURST_US), TARGET_PAGE_SIZE);
     if (now - d->last_us >= DIRTY_BURST_US) {
         d->budget = max_budget;
     } else {

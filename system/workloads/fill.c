@@ -22,7 +22,7 @@
 #include "system/workload.h"
 
 /* Pages claimed per step, and written per ramblock_write() at most. */
-#define FILL_PAGES_PER_STEP 64
+#define FILL_PAGES_PER_STEP  64
 #define FILL_PAGES_PER_WRITE 16
 
 enum {

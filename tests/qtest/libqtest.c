@@ -6,9 +6,9 @@
  * when the test process dies (PR_SET_PDEATHSIG); a handler of SIGABRT
  * (every failed assertion aborts), SIGTERM (meson's timeout) and SIGINT
  * kills and reaps every live child and removes their temporary
- * directories, and an atexit handler does the same on a normal exit. Every wait
- * is bounded and fails the test with a message that says what it was waiting
- * for.
+ * directories, and an atexit handler does the same on a normal exit.
+ * Every wait is bounded and fails the test with a message that says what
+ * it was waiting for.
  */
 #include "qemu/osdep.h"
 
@@ -47,7 +47,8 @@ struct QTestState {
     bool escape;
 
     /* VM only. */
-    pid_t pid; /* 0 once reaped */
+    pid_t pid;       /* 0 once reaped */
+    int wait_status; /* how it ended, once reaped */
     int expected_status;
     char *tmpdir;
     char *qmp_path;
@@ -94,15 +95,25 @@ static int64_t deadline_after_s(int timeout_s)
 
 /* --- cleanup that must work from a signal handler --- */
 
-/* Our temporary directories are flat: unlink the entries, then rmdir. */
-static void remove_flat_dir(const char *path)
+/*
+ * Removes a directory tree. Only system calls and fixed buffers (opendir
+ * aside), so the signal handlers can use it too.
+ */
+static void remove_tree(const char *path)
 {
     DIR *dir = opendir(path);
     if (dir) {
         struct dirent *de;
         while ((de = readdir(dir))) {
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                unlinkat(dirfd(dir), de->d_name, 0);
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+                continue;
+            }
+            if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno == EISDIR) {
+                char sub[PATH_MAX];
+                if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) <
+                    (int)sizeof(sub)) {
+                    remove_tree(sub);
+                }
             }
         }
         closedir(dir);
@@ -121,7 +132,7 @@ static void kill_all_children(void)
         }
         if (live_dirs[i][0]) {
             if (!keep) {
-                remove_flat_dir(live_dirs[i]);
+                remove_tree(live_dirs[i]);
             }
             live_dirs[i][0] = '\0';
         }
@@ -216,17 +227,16 @@ static pid_t spawn(char **argv)
 /* Non-blocking reap; true (and *status) when the child has exited. */
 static bool child_exited(QTestState *vm, int *status)
 {
-    if (!vm->pid) {
-        *status = 0;
-        return true;
-    }
-    pid_t r = waitpid(vm->pid, status, WNOHANG);
-    if (r == vm->pid) {
+    if (vm->pid) {
+        pid_t r = waitpid(vm->pid, &vm->wait_status, WNOHANG);
+        if (r != vm->pid) {
+            return false;
+        }
         vm->pid = 0;
         live_pids[vm->slot] = 0;
-        return true;
     }
-    return false;
+    *status = vm->wait_status;
+    return true;
 }
 
 static char *describe_status(int status)
@@ -239,6 +249,26 @@ static char *describe_status(int status)
                                strsignal(WTERMSIG(status)));
     }
     return g_strdup_printf("wait status 0x%x", status);
+}
+
+/*
+ * Why the connection went away, for failure messages: if the process
+ * exits within a second, how it ended (a crash says so).
+ */
+static char *describe_hangup(QTestState *s)
+{
+    int status;
+    int64_t deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    while (!child_exited(s->vm, &status)) {
+        if (g_get_monotonic_time() > deadline) {
+            return g_strdup("minivm closed the QMP connection");
+        }
+        g_usleep(5 * 1000);
+    }
+    g_autofree char *why = describe_status(status);
+    return g_strdup_printf("minivm closed the QMP connection and ended "
+                           "with %s",
+                           why);
 }
 
 static int connect_unix(const char *path)
@@ -601,9 +631,9 @@ static JsonObject *command(QTestState *s, const int *fds, size_t nfds,
     JsonObject *reply =
         next_reply(s, deadline_after_s(QTEST_QMP_TIMEOUT), &closed);
     if (!reply) {
-        qtest_fail("%s while waiting for the reply to %s",
-                   closed ? "minivm closed the QMP connection" : "timed out",
-                   cmd);
+        g_autofree char *why =
+            closed ? describe_hangup(s) : g_strdup("timed out");
+        qtest_fail("%s while waiting for the reply to %s", why, cmd);
     }
     return reply;
 }
@@ -713,8 +743,9 @@ static void read_greeting(QTestState *s)
     JsonObject *msg =
         next_message(s, deadline_after_s(QTEST_QMP_TIMEOUT), &closed);
     if (!msg) {
-        qtest_fail("no QMP greeting from minivm (%s)",
-                   closed ? "connection closed" : "timed out");
+        g_autofree char *why =
+            closed ? describe_hangup(s) : g_strdup("timed out");
+        qtest_fail("no QMP greeting from minivm (%s)", why);
     }
     if (!json_object_has_member(msg, "QMP")) {
         g_autofree char *text = qtest_json_to_string(msg);
@@ -884,7 +915,7 @@ static void vm_cleanup(QTestState *vm)
 {
     kill_and_reap(vm);
     if (!g_getenv("QTEST_KEEP_TMP")) {
-        remove_flat_dir(vm->tmpdir);
+        remove_tree(vm->tmpdir);
     }
     live_dirs[vm->slot][0] = '\0';
     conn_free(vm);
@@ -1003,10 +1034,9 @@ JsonObject *qtest_qmp_eventwait_timeout(QTestState *s, const char *event,
         bool closed;
         JsonObject *msg = next_message(s, deadline, &closed);
         if (!msg) {
-            qtest_fail("%s while waiting for the event %s",
-                       closed ? "minivm closed the QMP connection"
-                              : "timed out",
-                       event);
+            g_autofree char *why =
+                closed ? describe_hangup(s) : g_strdup("timed out");
+            qtest_fail("%s while waiting for the event %s", why, event);
         }
         if (!json_object_has_member(msg, "event")) {
             g_autofree char *text = qtest_json_to_string(msg);

@@ -107,8 +107,8 @@ static void test_bad_json(void)
         "{\"execute\" \"query-status\"}\n",               /* no colon */
         "{\"execute\": \"query-status\", \"id\": tru}\n", /* bad literal */
         "}\n",                                            /* stray close */
-        "{\"execute\": \"query-status\", \"id\": \"\xff\xfe\"}\n", /* not UTF-8
-                                                                    */
+        /* not UTF-8 */
+        "{\"execute\": \"query-status\", \"id\": \"\xff\xfe\"}\n",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         raw_expect_error(s, bad[i], "GenericError", "JSON parse error");

@@ -24,9 +24,10 @@
 #define SAMPLE_SIZE 73516470
 #define SAMPLE_MEM0_SHA256                                                     \
     "2bb545bb444f9d9a6d0881b45fad17a362b9993c1c9d81022a241ebba3151f58"
-/* The "ram" START section's MEM_SIZE record, right before the first block. */
-#define SAMPLE_BLOCKS_OFFSET 99
-#define SAMPLE_BLOCK_COUNT 6
+/* The "ram" START section's MEM_SIZE record; the first block follows it. */
+#define SAMPLE_MEM_SIZE_OFFSET 91
+#define SAMPLE_BLOCKS_OFFSET   99
+#define SAMPLE_BLOCK_COUNT     6
 
 static const char *sample_gz;
 static char *sample_path; /* the uncompressed copy, in a temp dir */
@@ -84,7 +85,7 @@ static void sample_parse_blocks(void)
 {
     g_autofree uint8_t *data = NULL;
     gsize len;
-    uint64_t pos = SAMPLE_BLOCKS_OFFSET;
+    uint64_t pos = SAMPLE_MEM_SIZE_OFFSET;
 
     g_assert_true(g_file_get_contents(sample_path, (char **)&data, &len, NULL));
     g_assert_cmphex(be64_at(data + pos) & 0xfff, ==, RAM_SAVE_FLAG_MEM_SIZE);
@@ -111,17 +112,19 @@ static void sample_parse_blocks(void)
 
 static void test_header_encoding(void)
 {
-    MappedRamHeader hdr = {
-        .version = 1,
-        .page_size = 4096,
-        .bitmap_offset = 0x8c,
-        .pages_offset = 0x100000,
-    }, back;
+    MappedRamHeader hdr =
+                        {
+                            .version = 1,
+                            .page_size = 4096,
+                            .bitmap_offset = 0x8c,
+                            .pages_offset = 0x100000,
+                        },
+                    back;
     static const uint8_t expected[MAPPED_RAM_HDR_SIZE] = {
-        0, 0, 0, 1,                   /* version */
-        0, 0, 0, 0, 0, 0, 0x10, 0,    /* page_size */
-        0, 0, 0, 0, 0, 0, 0, 0x8c,    /* bitmap_offset */
-        0, 0, 0, 0, 0, 0x10, 0, 0,    /* pages_offset */
+        0, 0, 0, 1,                      /* version */
+        0, 0, 0, 0, 0, 0,    0x10, 0,    /* page_size */
+        0, 0, 0, 0, 0, 0,    0,    0x8c, /* bitmap_offset */
+        0, 0, 0, 0, 0, 0x10, 0,    0,    /* pages_offset */
     };
     uint8_t buf[MAPPED_RAM_HDR_SIZE];
 
@@ -271,7 +274,7 @@ static void test_load_qemu_file(void)
 static void test_write_like_qemu(void)
 {
     g_autofree char *out_path = g_build_filename(tmp_dir, "minivm.mig", NULL);
-    g_autofree uint8_t *prefix = g_malloc(SAMPLE_BLOCKS_OFFSET + 8);
+    g_autofree uint8_t *prefix = g_malloc(SAMPLE_BLOCKS_OFFSET);
     g_autofree uint8_t *qemu_bytes = NULL;
     g_autofree uint8_t *mine = NULL;
     gsize qemu_len, mine_len;
@@ -284,15 +287,15 @@ static void test_write_like_qemu(void)
 
     /* Header, configuration and START section header, as QEMU wrote them. */
     in = open_input(sample_path, 0);
-    g_assert_cmpuint(qemu_get_buffer(in, prefix, SAMPLE_BLOCKS_OFFSET + 8), ==,
-                     SAMPLE_BLOCKS_OFFSET + 8);
+    g_assert_cmpuint(qemu_get_buffer(in, prefix, SAMPLE_BLOCKS_OFFSET), ==,
+                     SAMPLE_BLOCKS_OFFSET);
     qemu_fclose(in);
 
     fioc = qio_channel_file_new_path(out_path, O_CREAT | O_TRUNC | O_WRONLY,
                                      0600, &err);
     g_assert_no_error(err);
     f = qemu_file_new_output(QIO_CHANNEL(fioc));
-    qemu_put_buffer(f, prefix, SAMPLE_BLOCKS_OFFSET + 8);
+    qemu_put_buffer(f, prefix, SAMPLE_BLOCKS_OFFSET);
     g_assert_cmpint(mapped_ram_sink.setup(f, &err), ==, 0);
     /* What ram.c's START section does per block. */
     RAMBLOCK_FOREACH(rb)
@@ -323,10 +326,10 @@ static void test_write_like_qemu(void)
     g_assert_false(test_bit(5, rb->file_bmap));
     /* ... and gets it back (with its content, at its slot) when not. */
     in = open_input(sample_path, 0);
-    g_assert_cmpuint(qemu_get_buffer_at(in, rb->host + 5 * 4096, 4096,
-                                        sample_blocks[0].pages_offset +
-                                            5 * 4096),
-                     ==, 4096);
+    g_assert_cmpuint(
+        qemu_get_buffer_at(in, rb->host + 5 * 4096, 4096,
+                           sample_blocks[0].pages_offset + 5 * 4096),
+        ==, 4096);
     qemu_fclose(in);
     g_assert_cmpint(mapped_ram_sink.send_pages(f, rb, 5, 1), ==, 0);
     g_assert_true(test_bit(5, rb->file_bmap));
@@ -339,9 +342,10 @@ static void test_write_like_qemu(void)
     }
     qio_channel_unref(QIO_CHANNEL(fioc));
 
+    g_assert_true(g_file_get_contents(sample_path, (char **)&qemu_bytes,
+                                      &qemu_len, NULL));
     g_assert_true(
-        g_file_get_contents(sample_path, (char **)&qemu_bytes, &qemu_len, NULL));
-    g_assert_true(g_file_get_contents(out_path, (char **)&mine, &mine_len, NULL));
+        g_file_get_contents(out_path, (char **)&mine, &mine_len, NULL));
     g_assert_cmpuint(mine_len, ==, sample_ram_end + 8);
     for (uint64_t i = 0; i < mine_len; i++) {
         if (mine[i] != qemu_bytes[i]) {
@@ -431,7 +435,7 @@ static void test_load_refusals(void)
     expect_refusal(b, 8, h + 20, 0,
                    "mapped-ram block mem0: pages at 0x10000000000 "
                    "(0x4000000 bytes) lie beyond the end of the file "
-                   "(0x461c8b6 bytes)");
+                   "(0x461c5b6 bytes)");
     expect_refusal(NULL, 0, 0, 32 * MiB,
                    "mapped-ram block mem0: pages at 0x100000 (0x4000000 "
                    "bytes) lie beyond the end of the file (0x2000000 bytes)");
@@ -490,6 +494,7 @@ static void test_spare_bitmap_bits(void)
     g_assert_cmpint(pwrite(fd, bits, 8, hdr.bitmap_offset + 8), ==, 8);
     fioc = qio_channel_file_new_fd(dup(fd));
     f = qemu_file_new_input(QIO_CHANNEL(fioc));
+    qemu_set_offset(f, 0, SEEK_SET); /* the dup shares the file offset */
     g_assert_cmpint(mapped_ram_load_block(f, rb, &err), <, 0);
     g_assert_nonnull(err);
     g_assert_cmpstr(err->message, ==, "page outside of ramblock odd range");
@@ -510,7 +515,12 @@ int main(int argc, char **argv)
         return 1;
     }
     sample_gz = argv[1];
-    tmp_dir = g_dir_make_tmp("test-mapped-ram-XXXXXX", NULL);
+    /* In memory when possible: closing a file channel fsyncs it. */
+    tmp_dir = g_strdup("/dev/shm/test-mapped-ram-XXXXXX");
+    if (!g_mkdtemp(tmp_dir)) {
+        g_free(tmp_dir);
+        tmp_dir = g_dir_make_tmp("test-mapped-ram-XXXXXX", NULL);
+    }
     g_assert_nonnull(tmp_dir);
     sample_unpack();
     sample_parse_blocks();

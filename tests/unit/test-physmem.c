@@ -59,8 +59,8 @@ static void test_blocks(void)
                                 14 * TARGET_PAGE_SIZE, -1, false, &err));
     g_assert_nonnull(strstr(err->message, "overlaps 'b'"));
     g_clear_error(&err);
-    g_assert_null(ram_block_add("d", 0, 64 * TARGET_PAGE_SIZE, -1, false,
-                                &err));
+    g_assert_null(
+        ram_block_add("d", 0, 64 * TARGET_PAGE_SIZE, -1, false, &err));
     g_clear_error(&err);
     g_assert_null(ram_block_add("e", TARGET_PAGE_SIZE, 100, -1, false, &err));
     g_clear_error(&err);
@@ -96,8 +96,7 @@ static void test_marking(void)
     g_assert_cmpuint(newly, ==, 1 + 2 + 3 + 70);
     g_assert_true(test_bit(3, map));
     g_assert_true(test_bit(9, map) && test_bit(10, map));
-    g_assert_true(test_bit(19, map) && test_bit(20, map) &&
-                  test_bit(21, map));
+    g_assert_true(test_bit(19, map) && test_bit(20, map) && test_bit(21, map));
     g_assert_false(test_bit(22, map));
     g_assert_true(test_bit(59, map) == false && test_bit(60, map) &&
                   test_bit(129, map) && !test_bit(130, map));
@@ -163,8 +162,8 @@ static void test_guest_phys(void)
     }
     memory_global_dirty_log_start();
     /* Across two adjacent blocks. */
-    g_assert_true(guest_phys_write(4 * TARGET_PAGE_SIZE - 100, out,
-                                   sizeof(out)));
+    g_assert_true(
+        guest_phys_write(4 * TARGET_PAGE_SIZE - 100, out, sizeof(out)));
     g_assert_cmpmem(lo->host + 4 * TARGET_PAGE_SIZE - 100, 100, out, 100);
     g_assert_cmpmem(hi->host, 200, out + 100, 200);
     g_assert_true(guest_phys_read(4 * TARGET_PAGE_SIZE - 100, in, sizeof(in)));
@@ -218,7 +217,7 @@ static void test_machine_layout(void)
 /* --- no write is lost while the log is synced concurrently --- */
 
 #define RACE_PAGES 512
-#define RACE_US (300 * 1000)
+#define RACE_US    (300 * 1000)
 
 typedef struct RaceWriter {
     RAMBlock *rb;

@@ -99,7 +99,7 @@ static void test_round_trip(void)
 
 static void test_peek_and_eof(void)
 {
-    static const uint8_t data[] = { 1, 2, 3 };
+    static const uint8_t data[] = {1, 2, 3};
     QIOChannelBuffer *bioc = qio_channel_buffer_new_static(data, 3);
     QEMUFile *f = qemu_file_new_input(&bioc->parent);
     g_autoptr(GError) err = NULL;
@@ -124,7 +124,7 @@ static void test_peek_and_eof(void)
 
 static void test_short_buffer_read(void)
 {
-    static const uint8_t data[5] = { 9, 8, 7, 6, 5 };
+    static const uint8_t data[5] = {9, 8, 7, 6, 5};
     QIOChannelBuffer *bioc = qio_channel_buffer_new_static(data, 5);
     QEMUFile *f = qemu_file_new_input(&bioc->parent);
     uint8_t buf[8];
@@ -245,7 +245,7 @@ static void test_rate_limit(void)
 {
     QIOChannelBuffer *bioc = new_buffer();
     QEMUFile *f = qemu_file_new_output(&bioc->parent);
-    uint8_t chunk[1000] = { 0 };
+    uint8_t chunk[1000] = {0};
 
     /* Unlimited by default. */
     for (int i = 0; i < 100; i++) {

@@ -20,7 +20,7 @@
 #include "system/runstate.h"
 
 #define PC_RAM_PAGES 64
-#define VRAM_PAGES 4
+#define VRAM_PAGES   4
 
 typedef struct TestDev {
     uint32_t counter;
@@ -42,26 +42,29 @@ static const VMStateDescription vmstate_testdev_sub = {
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = testdev_sub_needed,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT16(sub_val, TestDev),
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT16(sub_val, TestDev),
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static const VMStateDescription vmstate_testdev = {
     .name = "testdev",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT32(counter, TestDev),
-        VMSTATE_UINT64(ticks, TestDev),
-        VMSTATE_BUFFER(name, TestDev),
-        VMSTATE_END_OF_LIST(),
-    },
-    .subsections = (const VMStateDescription *const[]){
-        &vmstate_testdev_sub,
-        NULL,
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT32(counter, TestDev),
+            VMSTATE_UINT64(ticks, TestDev),
+            VMSTATE_BUFFER(name, TestDev),
+            VMSTATE_END_OF_LIST(),
+        },
+    .subsections =
+        (const VMStateDescription *const[]){
+            &vmstate_testdev_sub,
+            NULL,
+        },
 };
 
 static RAMBlock *pc_ram, *vram;
@@ -87,17 +90,19 @@ static void ram_fill(void)
 
 static void scribble(void)
 {
+    bool sub_needed = testdev.sub_needed; /* not migrated state */
+
     memset(pc_ram->host, 0xcc, pc_ram->used_length);
     memset(vram->host, 0x33, vram->used_length);
     memset(&testdev, 0x77, sizeof(testdev));
+    testdev.sub_needed = sub_needed;
 }
 
 static void set_mapped_ram(bool on)
 {
     MigrationCapabilityStatus status = {
-        .capability = MIGRATION_CAPABILITY_MAPPED_RAM, .state = on
-    };
-    MigrationCapabilityStatusList list = { .value = &status };
+        .capability = MIGRATION_CAPABILITY_MAPPED_RAM, .state = on};
+    MigrationCapabilityStatusList list = {.value = &status};
     g_autoptr(GError) err = NULL;
 
     qmp_migrate_set_capabilities(&list, &err);
@@ -124,8 +129,7 @@ static void snapshot_check(const Snapshot *s)
 {
     g_assert_cmpmem(pc_ram->host, pc_ram->used_length, s->ram,
                     pc_ram->used_length);
-    g_assert_cmpmem(vram->host, vram->used_length, s->vram,
-                    vram->used_length);
+    g_assert_cmpmem(vram->host, vram->used_length, s->vram, vram->used_length);
     g_assert_cmpuint(testdev.counter, ==, s->dev.counter);
     g_assert_cmpuint(testdev.ticks, ==, s->dev.ticks);
     g_assert_cmpmem(testdev.name, 8, s->dev.name, 8);
@@ -203,17 +207,17 @@ static GByteArray *save_vm(uint64_t rate_limit, bool dirty_between,
 /* --- reading the stream back in the test --- */
 
 typedef struct StreamMap {
-    size_t ram_start;     /* offset of the START type byte */
-    size_t ram_footer;    /* offset of its footer */
-    size_t block_list;    /* first block entry after MEM_SIZE */
-    size_t first_zero;    /* first ZERO record header */
-    size_t first_page;    /* first PAGE record header */
-    size_t last_part;     /* type byte of the last PART */
-    size_t end_section;   /* type byte of the END */
-    size_t globalstate;   /* type byte of its FULL section */
-    size_t testdev;       /* type byte of its FULL section */
-    size_t eof;           /* the EOF byte */
-    size_t vmdesc;        /* the VMDESCRIPTION byte */
+    size_t ram_start;   /* offset of the START type byte */
+    size_t ram_footer;  /* offset of its footer */
+    size_t block_list;  /* first block entry after MEM_SIZE */
+    size_t first_zero;  /* first ZERO record header */
+    size_t first_page;  /* first PAGE record header */
+    size_t last_part;   /* type byte of the last PART */
+    size_t end_section; /* type byte of the END */
+    size_t globalstate; /* type byte of its FULL section */
+    size_t testdev;     /* type byte of its FULL section */
+    size_t eof;         /* the EOF byte */
+    size_t vmdesc;      /* the VMDESCRIPTION byte */
     unsigned zero_records, page_records, parts;
 } StreamMap;
 
@@ -380,31 +384,138 @@ static void test_save_layout_and_load(void)
     GByteArray *s;
     g_autoptr(GError) err = NULL;
     static const uint8_t header[] = {
-        'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x07, 0, 0, 0, 10,
-        'm', 'i', 'n', 'i', 'v', 'm', '-', '1', '.', '0',
+        'Q',
+        'E',
+        'V',
+        'M',
+        0,
+        0,
+        0,
+        3,
+        0x07,
+        0,
+        0,
+        0,
+        10,
+        'm',
+        'i',
+        'n',
+        'i',
+        'v',
+        'm',
+        '-',
+        '1',
+        '.',
+        '0',
         /* START ram: id 0, "ram", instance 0, version 4 */
-        0x01, 0, 0, 0, 0, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, 4,
+        0x01,
+        0,
+        0,
+        0,
+        0,
+        3,
+        'r',
+        'a',
+        'm',
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        4,
         /* MEM_SIZE: 68 pages */
-        0, 0, 0, 0, 0, 0x04, 0x40, 0x04,
-        6, 'p', 'c', '.', 'r', 'a', 'm', 0, 0, 0, 0, 0, 0x04, 0, 0,
-        8, 'v', 'g', 'a', '.', 'v', 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0x40, 0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x04,
+        0x40,
+        0x04,
+        6,
+        'p',
+        'c',
+        '.',
+        'r',
+        'a',
+        'm',
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x04,
+        0,
+        0,
+        8,
+        'v',
+        'g',
+        'a',
+        '.',
+        'v',
+        'r',
+        'a',
+        'm',
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x40,
+        0,
         /* EOS, footer, the first PART */
-        0, 0, 0, 0, 0, 0, 0, 0x10, 0x7e, 0, 0, 0, 0, 0x02, 0, 0, 0, 0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x10,
+        0x7e,
+        0,
+        0,
+        0,
+        0,
+        0x02,
+        0,
+        0,
+        0,
+        0,
         /* first record: page 0 of pc.ram, with the block name */
-        0, 0, 0, 0, 0, 0, 0, 0x08, 6, 'p', 'c', '.', 'r', 'a', 'm',
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x08,
+        6,
+        'p',
+        'c',
+        '.',
+        'r',
+        'a',
+        'm',
     };
     uint8_t globalstate[5 + 1 + 11 + 8 + 4 + 32 + 5] = {
-        0x04, 0, 0, 0, 1, 11, 'g', 'l', 'o', 'b', 'a', 'l', 's', 't', 'a',
-        't', 'e', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 8, 'r', 'u', 'n', 'n',
-        'i', 'n', 'g',
+        0x04, 0,   0,   0,   1,   11,  'g', 'l', 'o', 'b', 'a', 'l',
+        's',  't', 'a', 't', 'e', 0,   0,   0,   0,   0,   0,   0,
+        1,    0,   0,   0,   8,   'r', 'u', 'n', 'n', 'i', 'n', 'g',
     };
 
     /* The 32-byte name buffer is NUL-padded; then the footer. */
     memcpy(globalstate + sizeof(globalstate) - 5, "\x7e\0\0\0\x01", 5);
     ram_fill();
-    testdev = (TestDev){ .counter = 0x01020304, .ticks = 99,
-                         .name = "dev-one", .sub_needed = true,
-                         .sub_val = 0xbeef };
+    testdev = (TestDev){.counter = 0x01020304,
+                        .ticks = 99,
+                        .name = "dev-one",
+                        .sub_needed = true,
+                        .sub_val = 0xbeef};
     s = save_vm(0, true, &snap);
     g_assert_cmpmem(s->data, sizeof(header), header, sizeof(header));
     map_stream(s, &m);
@@ -530,7 +641,7 @@ static void ensure_saved(void)
         return;
     }
     ram_fill();
-    testdev = (TestDev){ .counter = 5, .name = "corrupt" };
+    testdev = (TestDev){.counter = 5, .name = "corrupt"};
     saved = save_vm(0, false, &snap);
     snapshot_free(&snap);
     map_stream(saved, &saved_map);
@@ -560,11 +671,13 @@ static void test_header_errors(void)
                       "'minivm-1.0'");
     c->data[22] = '0';
     c->data[12] = 9;
-    expect_load_error(c, c->len, "Machine type received is 'minivm-1.' and "
-                                 "local is 'minivm-1.0'");
+    expect_load_error(c, c->len,
+                      "Machine type received is 'minivm-1.' and "
+                      "local is 'minivm-1.0'");
     c->data[9] = 0x7f;
-    expect_load_error(c, c->len, "Machine type received is 2130706441 bytes "
-                                 "long");
+    expect_load_error(c, c->len,
+                      "Machine type received is 2130706441 bytes "
+                      "long");
 }
 
 static void test_capabilities(void)
@@ -572,10 +685,10 @@ static void test_capabilities(void)
     QIOChannelBuffer *bioc = qio_channel_buffer_new(0);
     QEMUFile *f = qemu_file_new_output(&bioc->parent);
     static const uint8_t caps[] = {
-        0x05, 26, 'c', 'o', 'n', 'f', 'i', 'g', 'u', 'r', 'a', 't', 'i', 'o',
-        'n', '/', 'c', 'a', 'p', 'a', 'b', 'i', 'l', 'i', 't', 'i', 'e', 's',
-        0, 0, 0, 1, 0, 0, 0, 1, 10, 'm', 'a', 'p', 'p', 'e', 'd', '-', 'r',
-        'a', 'm',
+        0x05, 26,  'c', 'o', 'n', 'f', 'i', 'g', 'u', 'r', 'a', 't',
+        'i',  'o', 'n', '/', 'c', 'a', 'p', 'a', 'b', 'i', 'l', 'i',
+        't',  'i', 'e', 's', 0,   0,   0,   1,   0,   0,   0,   1,
+        10,   'm', 'a', 'p', 'p', 'e', 'd', '-', 'r', 'a', 'm',
     };
     g_autoptr(GByteArray) s = g_byte_array_new();
     g_autoptr(GError) err = NULL;
@@ -645,8 +758,9 @@ static void test_section_errors(void)
                       "Unknown savevm section or instance 'testdev' 1.");
     c->data[td_name + 10] = 0;
     c->data[td_name + 14] = 2; /* version 2 */
-    expect_load_error(c, c->len, "savevm: unsupported version 2 for 'testdev' "
-                                 "v1");
+    expect_load_error(c, c->len,
+                      "savevm: unsupported version 2 for 'testdev' "
+                      "v1");
     c->data[td_name + 14] = 1;
 
     c->data[m->eof] = 0x09;
@@ -718,8 +832,7 @@ static void test_ram_errors(void)
     expect_load_error(c, c->len,
                       "Unknown combination of migration flags: 0x80");
     c->data[m->first_page + 7] = RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_ZERO;
-    expect_load_error(c, c->len,
-                      "Unknown combination of migration flags: 0xa");
+    expect_load_error(c, c->len, "Unknown combination of migration flags: 0xa");
     /* CONTINUE on the section's first record: no block to continue. */
     c->data[m->first_page + 7] = RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_CONTINUE;
     expect_load_error(c, c->len, "no block was named before it");
@@ -743,11 +856,10 @@ static GByteArray *insert_at(const GByteArray *s, size_t pos,
 
 static void test_commands(void)
 {
-    static const uint8_t switchover[] = { 0x08, 0x00, 0x0b, 0x00, 0x00 };
-    static const uint8_t bad_len[] = { 0x08, 0x00, 0x0b, 0x00, 0x02, 1, 2 };
-    static const uint8_t other[] = { 0x08, 0x00, 0x03, 0x00, 0x04, 1, 2, 3,
-                                     4 };
-    static const uint8_t flush[] = { 0, 0, 0, 0, 0, 0, 0x02, 0x00 };
+    static const uint8_t switchover[] = {0x08, 0x00, 0x0b, 0x00, 0x00};
+    static const uint8_t bad_len[] = {0x08, 0x00, 0x0b, 0x00, 0x02, 1, 2};
+    static const uint8_t other[] = {0x08, 0x00, 0x03, 0x00, 0x04, 1, 2, 3, 4};
+    static const uint8_t flush[] = {0, 0, 0, 0, 0, 0, 0x02, 0x00};
     g_autoptr(GByteArray) a = NULL;
     g_autoptr(GByteArray) b = NULL;
     g_autoptr(GByteArray) c = NULL;
@@ -756,16 +868,17 @@ static void test_commands(void)
 
     ensure_saved();
     /* QEMU 10 writes switchover-start right before the END sections. */
-    a = insert_at(saved, saved_map.end_section, switchover,
-                  sizeof(switchover));
+    a = insert_at(saved, saved_map.end_section, switchover, sizeof(switchover));
     g_assert_cmpint(load_bytes(a->data, a->len, &err), ==, 0);
     g_assert_no_error(err);
     b = insert_at(saved, saved_map.end_section, bad_len, sizeof(bad_len));
-    expect_load_error(b, b->len, "Migration command switchover-start has "
-                                 "length 2, expected 0");
+    expect_load_error(b, b->len,
+                      "Migration command switchover-start has "
+                      "length 2, expected 0");
     c = insert_at(saved, saved_map.end_section, other, sizeof(other));
-    expect_load_error(c, c->len, "Unsupported migration command 0x3 (length "
-                                 "4)");
+    expect_load_error(c, c->len,
+                      "Unsupported migration command 0x3 (length "
+                      "4)");
     /* MULTIFD_FLUSH is accepted in a ram section. */
     d = insert_at(saved, saved_map.first_page, flush, sizeof(flush));
     g_assert_cmpint(load_bytes(d->data, d->len, &err), ==, 0);
@@ -816,8 +929,8 @@ static void test_truncated_messages(void)
                     "Unexpected end of migration stream while reading the "
                     "stream header");
     g_clear_error(&err);
-    g_assert_cmpint(load_bytes(saved->data, saved_map.ram_footer + 2, &err),
-                    <, 0);
+    g_assert_cmpint(load_bytes(saved->data, saved_map.ram_footer + 2, &err), <,
+                    0);
     g_assert_cmpstr(err->message, ==,
                     "Unexpected end of migration stream while reading the "
                     "footer of section 'ram'");
@@ -836,13 +949,39 @@ static void test_truncated_messages(void)
                     "of migration stream");
 }
 
+/*
+ * Random corruption anywhere in the stream either loads (page data) or
+ * fails with a message; it never crashes or hangs (run it under ASan).
+ */
+static void test_random_corruption(void)
+{
+    g_autoptr(GByteArray) c = NULL;
+
+    ensure_saved();
+    c = copy_of(saved);
+    for (int i = 0; i < 2000; i++) {
+        g_autoptr(GError) err = NULL;
+        /* Half of the hits in the first part, where the framing is dense. */
+        size_t limit = (i & 1) ? saved_map.eof + 1 : saved_map.first_page + 64;
+        size_t pos = g_test_rand_int_range(0, limit);
+        uint8_t old = c->data[pos];
+
+        c->data[pos] = g_test_rand_int_range(0, 256);
+        if (load_bytes(c->data, c->len, &err) < 0) {
+            g_assert_nonnull(err);
+            g_assert_cmpuint(strlen(err->message), >, 0);
+        }
+        c->data[pos] = old;
+    }
+}
+
 static void test_registration(void)
 {
     static TestDev other;
 
     /* Same name and instance twice is refused; ANY picks the next one. */
-    g_assert_cmpint(vmstate_register("testdev", 0, &vmstate_testdev, &other),
-                    <, 0);
+    g_assert_cmpint(vmstate_register("testdev", 0, &vmstate_testdev, &other), <,
+                    0);
     g_assert_cmpint(vmstate_register("testdev", VMSTATE_INSTANCE_ID_ANY,
                                      &vmstate_testdev, &other),
                     ==, 0);
@@ -864,8 +1003,7 @@ int main(int argc, char **argv)
     /* Registration order is section id order: ram 0, globalstate 1, ... */
     ram_mig_init();
     global_state_register();
-    g_assert_cmpint(vmstate_register("testdev", 0, &vmstate_testdev,
-                                     &testdev),
+    g_assert_cmpint(vmstate_register("testdev", 0, &vmstate_testdev, &testdev),
                     ==, 0);
 
     g_test_add_func("/savevm/save-layout-and-load", test_save_layout_and_load);
@@ -878,6 +1016,7 @@ int main(int argc, char **argv)
     g_test_add_func("/savevm/commands", test_commands);
     g_test_add_func("/savevm/truncated", test_truncated);
     g_test_add_func("/savevm/truncated-messages", test_truncated_messages);
+    g_test_add_func("/savevm/random-corruption", test_random_corruption);
     g_test_add_func("/savevm/registration", test_registration);
     return g_test_run();
 }

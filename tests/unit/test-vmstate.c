@@ -38,11 +38,12 @@ static const VMStateDescription vmstate_inner = {
     .name = "inner",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT32(a, Inner),
-        VMSTATE_UINT16(b, Inner),
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT32(a, Inner),
+            VMSTATE_UINT16(b, Inner),
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static bool extra_needed(void *opaque)
@@ -55,10 +56,11 @@ static const VMStateDescription vmstate_every_extra = {
     .version_id = 1,
     .minimum_version_id = 1,
     .needed = extra_needed,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT32(extra, Every),
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT32(extra, Every),
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static int post_load_calls;
@@ -74,32 +76,44 @@ static const VMStateDescription vmstate_every = {
     .version_id = 2,
     .minimum_version_id = 1,
     .post_load = every_post_load,
-    .fields = (const VMStateField[]){
-        VMSTATE_BOOL(flag, Every),
-        { .name = "s8", .type = VMS_TYPE_INT8,
-          .offset = offsetof(Every, s8), .size = 1 },
-        { .name = "s16", .type = VMS_TYPE_INT16,
-          .offset = offsetof(Every, s16), .size = 2 },
-        VMSTATE_INT32(s32, Every),
-        VMSTATE_INT64(s64, Every),
-        VMSTATE_UINT8(u8, Every),
-        VMSTATE_UINT16(u16, Every),
-        VMSTATE_UINT32(u32, Every),
-        VMSTATE_UINT64(u64, Every),
-        VMSTATE_BUFFER(buf, Every),
-        VMSTATE_UINT64_ARRAY(arr, Every, 3),
-        VMSTATE_STRUCT(inner, Every, vmstate_inner, Inner),
-        { .name = "inners", .type = VMS_TYPE_STRUCT,
-          .offset = offsetof(Every, inners), .size = sizeof(Inner),
-          .array_len = 2, .vmsd = &vmstate_inner },
-        { .name = "v2_only", .type = VMS_TYPE_UINT32,
-          .offset = offsetof(Every, v2_only), .size = 4, .version_id = 2 },
-        VMSTATE_END_OF_LIST(),
-    },
-    .subsections = (const VMStateDescription *const[]){
-        &vmstate_every_extra,
-        NULL,
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_BOOL(flag, Every),
+            {.name = "s8",
+             .type = VMS_TYPE_INT8,
+             .offset = offsetof(Every, s8),
+             .size = 1},
+            {.name = "s16",
+             .type = VMS_TYPE_INT16,
+             .offset = offsetof(Every, s16),
+             .size = 2},
+            VMSTATE_INT32(s32, Every),
+            VMSTATE_INT64(s64, Every),
+            VMSTATE_UINT8(u8, Every),
+            VMSTATE_UINT16(u16, Every),
+            VMSTATE_UINT32(u32, Every),
+            VMSTATE_UINT64(u64, Every),
+            VMSTATE_BUFFER(buf, Every),
+            VMSTATE_UINT64_ARRAY(arr, Every, 3),
+            VMSTATE_STRUCT(inner, Every, vmstate_inner, Inner),
+            {.name = "inners",
+             .type = VMS_TYPE_STRUCT,
+             .offset = offsetof(Every, inners),
+             .size = sizeof(Inner),
+             .array_len = 2,
+             .vmsd = &vmstate_inner},
+            {.name = "v2_only",
+             .type = VMS_TYPE_UINT32,
+             .offset = offsetof(Every, v2_only),
+             .size = 4,
+             .version_id = 2},
+            VMSTATE_END_OF_LIST(),
+        },
+    .subsections =
+        (const VMStateDescription *const[]){
+            &vmstate_every_extra,
+            NULL,
+        },
 };
 
 static void every_fill(Every *e)
@@ -140,18 +154,17 @@ static const uint8_t every_bytes[] = {
     0x44, 0x55, 0x66, 0x77,                         /* u32 */
     0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, /* u64 */
     'h',  'e',  'l',  'l',  'o',                    /* buf */
-    0, 0, 0, 0, 0, 0, 0, 1,                         /* arr */
-    0, 0, 0, 0, 0, 0, 0, 2,
-    0, 0, 0, 0, 0, 0, 0, 3,
-    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, /* inner */
-    0, 0, 0, 7, 0, 8,                   /* inners[0] */
-    0, 0, 0, 9, 0, 10,                  /* inners[1] */
-    0xab, 0xcd, 0xef, 0x01,             /* v2_only */
+    0,    0,    0,    0,    0,    0,    0,    1,    /* arr */
+    0,    0,    0,    0,    0,    0,    0,    2,    0,    0,    0, 0,
+    0,    0,    0,    3,    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, /* inner */
+    0,    0,    0,    7,    0,    8,                            /* inners[0] */
+    0,    0,    0,    9,    0,    10,                           /* inners[1] */
+    0xab, 0xcd, 0xef, 0x01,                                     /* v2_only */
 };
 
 static const uint8_t extra_subsection_bytes[] = {
-    0x05, 11, 'e', 'v', 'e', 'r', 'y', '/', 'e', 'x', 't', 'r', 'a',
-    0,    0,  0,   1,   0x12, 0x34, 0x56, 0x78,
+    0x05, 11,  'e', 'v', 'e', 'r', 'y',  '/',  'e',  'x',  't',
+    'r',  'a', 0,   0,   0,   1,   0x12, 0x34, 0x56, 0x78,
 };
 
 /* Saves e into a fresh buffer; returns the channel (caller unrefs). */
@@ -255,14 +268,12 @@ static void test_version_errors(void)
     g_autoptr(GError) err = NULL;
 
     f = input_of(every_bytes, sizeof(every_bytes), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 3, &err), <,
-                    0);
+    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 3, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "every: incoming version_id 3 is too new for local "
                     "version_id 2");
     g_clear_error(&err);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 0, &err), <,
-                    0);
+    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 0, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "every: incoming version_id 0 is too old for local "
                     "minimum version_id 1");
@@ -280,8 +291,8 @@ static void test_truncated(void)
         QEMUFile *f = input_of(every_bytes, len, &in);
         g_autoptr(GError) err = NULL;
 
-        g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err),
-                        <, 0);
+        g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <,
+                        0);
         g_assert_nonnull(err);
         g_assert_nonnull(strstr(err->message, "Unexpected end of migration "
                                               "stream"));
@@ -303,8 +314,7 @@ static void test_post_load_failure(void)
     memcpy(bad, every_bytes, sizeof(bad));
     bad[16] = 0xee; /* u8 */
     f = input_of(bad, sizeof(bad), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <,
-                    0);
+    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "every: post_load hook failed: Invalid argument");
     qemu_fclose(f);
@@ -323,8 +333,7 @@ static void test_unknown_subsection(void)
     memcpy(data + sizeof(every_bytes), extra_subsection_bytes, 21);
     memcpy(data + sizeof(every_bytes) + 9, "xtrb", 4); /* every/extrb */
     f = input_of(data, sizeof(data), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <,
-                    0);
+    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "VM subsection 'every/extrb' in 'every' does not exist");
     qemu_fclose(f);
@@ -362,56 +371,63 @@ static const VMStateDescription vmstate_nested_sub = {
     .name = "nested/sub",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        { .name = "x", .type = VMS_TYPE_UINT8,
-          .offset = offsetof(Outer, in_extra) - offsetof(Outer, in),
-          .size = 1 },
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            {.name = "x",
+             .type = VMS_TYPE_UINT8,
+             .offset = offsetof(Outer, in_extra) - offsetof(Outer, in),
+             .size = 1},
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static const VMStateDescription vmstate_nested = {
     .name = "nested",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT32(a, Inner),
-        VMSTATE_END_OF_LIST(),
-    },
-    .subsections = (const VMStateDescription *const[]){
-        &vmstate_nested_sub,
-        NULL,
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT32(a, Inner),
+            VMSTATE_END_OF_LIST(),
+        },
+    .subsections =
+        (const VMStateDescription *const[]){
+            &vmstate_nested_sub,
+            NULL,
+        },
 };
 
 static const VMStateDescription vmstate_outer_sub = {
     .name = "outer/sub",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        VMSTATE_UINT8(out_extra, Outer),
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_UINT8(out_extra, Outer),
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static const VMStateDescription vmstate_outer = {
     .name = "outer",
     .version_id = 1,
     .minimum_version_id = 1,
-    .fields = (const VMStateField[]){
-        VMSTATE_STRUCT(in, Outer, vmstate_nested, Inner),
-        VMSTATE_END_OF_LIST(),
-    },
-    .subsections = (const VMStateDescription *const[]){
-        &vmstate_outer_sub,
-        NULL,
-    },
+    .fields =
+        (const VMStateField[]){
+            VMSTATE_STRUCT(in, Outer, vmstate_nested, Inner),
+            VMSTATE_END_OF_LIST(),
+        },
+    .subsections =
+        (const VMStateDescription *const[]){
+            &vmstate_outer_sub,
+            NULL,
+        },
 };
 
 static void test_nested_subsections(void)
 {
-    Outer src = { .in = { .a = 5 }, .in_extra = 6, .out_extra = 7 };
-    Outer dst = { 0 };
+    Outer src = {.in = {.a = 5}, .in_extra = 6, .out_extra = 7};
+    Outer dst = {0};
     QIOChannelBuffer *bioc = qio_channel_buffer_new(0), *in;
     QEMUFile *f = qemu_file_new_output(&bioc->parent);
     g_autoptr(JsonBuilder) b = json_builder_new();
@@ -419,9 +435,9 @@ static void test_nested_subsections(void)
     g_autoptr(GString) json = NULL;
     g_autoptr(GError) err = NULL;
     static const uint8_t expected[] = {
-        0, 0, 0, 5, 0x05, 10, 'n', 'e', 's', 't', 'e', 'd', '/', 's', 'u', 'b',
-        0, 0, 0, 1, 6, 0x05, 9, 'o', 'u', 't', 'e', 'r', '/', 's', 'u', 'b',
-        0, 0, 0, 1, 7,
+        0,   0,   0,   5,   0x05, 10,  'n', 'e', 's',  't', 'e', 'd', '/',
+        's', 'u', 'b', 0,   0,    0,   1,   6,   0x05, 9,   'o', 'u', 't',
+        'e', 'r', '/', 's', 'u',  'b', 0,   0,   0,    1,   7,
     };
 
     json_builder_begin_object(b);
@@ -530,10 +546,11 @@ static void test_json_escaping(void)
 static const VMStateDescription bad = {
     .name = "bad",
     .version_id = 1,
-    .fields = (const VMStateField[]){
-        { .name = "x", .type = VMS_TYPE_UINT32, .size = 8 },
-        VMSTATE_END_OF_LIST(),
-    },
+    .fields =
+        (const VMStateField[]){
+            {.name = "x", .type = VMS_TYPE_UINT32, .size = 8},
+            VMSTATE_END_OF_LIST(),
+        },
 };
 
 static void test_bad_description(void)
@@ -541,7 +558,8 @@ static void test_bad_description(void)
     g_autoptr(GError) err = NULL;
 
     g_assert_false(vmstate_check_description(&bad, &err));
-    g_assert_cmpstr(err->message, ==, "bad: field x has size 8, uint32 needs 4");
+    g_assert_cmpstr(err->message, ==,
+                    "bad: field x has size 8, uint32 needs 4");
     g_assert_true(vmstate_check_description(&vmstate_every, NULL));
 }
 
