@@ -13,6 +13,7 @@
 #include "migration/exec.h"
 #include "migration/fd.h"
 #include "migration/file.h"
+#include "migration/multifd.h" /* mfd */
 #include "migration/options.h"
 #include "migration/socket.h"
 
@@ -166,11 +167,6 @@ static bool check_transport(MigrationAddress *addr, bool fd_seekable,
     if (!migrate_check_transport(seekable, multi_channel, is_file, errp)) {
         return false;
     }
-    /* The multifd data path comes with the next milestone; say so. */
-    if (migrate_multifd()) {
-        error_setg(errp, "Multifd migration is not supported yet by minivm");
-        return false;
-    }
     return true;
 }
 
@@ -213,6 +209,8 @@ bool migration_channel_open_outgoing(MigrationAddress *addr, QIOChannel **ioc,
     case MIGRATION_ADDRESS_TYPE_FILE:
         *ioc = file_open_outgoing(addr->u.file.filename, addr->u.file.offset,
                                   errp);
+        /* mfd: multifd channels open the same path again */
+        multifd_set_outgoing_file(*ioc ? addr->u.file.filename : NULL);
         return *ioc != NULL;
     case MIGRATION_ADDRESS_TYPE_EXEC: {
         g_autofree char **argv = exec_args_vector(addr);
@@ -244,6 +242,8 @@ bool migration_channel_start_incoming(MigrationAddress *addr, QIOChannel **ioc,
     case MIGRATION_ADDRESS_TYPE_FILE:
         *ioc = file_open_incoming(addr->u.file.filename, addr->u.file.offset,
                                   errp);
+        /* mfd: multifd channels open the same path again */
+        multifd_set_incoming_file(*ioc ? addr->u.file.filename : NULL);
         return *ioc != NULL;
     case MIGRATION_ADDRESS_TYPE_EXEC: {
         g_autofree char **argv = exec_args_vector(addr);

@@ -399,16 +399,12 @@ static bool mapped_ram_check_offsets(RAMBlock *rb, const MappedRamHeader *hdr,
     return true;
 }
 
-/*
- * Reads the block's on-disk bitmap into *bitmap (host order). It covers
- * whole 64-bit words, so it may have bits past the block: those must be 0.
- */
+/* Reads the block's on-disk bitmap (whole 64-bit words) into *bitmap. */
 static bool mapped_ram_read_bitmap(QEMUFile *f, RAMBlock *rb,
                                    const MappedRamHeader *hdr,
                                    unsigned long **bitmap, GError **errp)
 {
-    uint64_t pages = ramblock_pages(rb);
-    uint64_t size = mapped_ram_bitmap_size(pages);
+    uint64_t size = mapped_ram_bitmap_size(ramblock_pages(rb));
     size_t alloc = MAX(size, BITS_TO_LONGS(size * 8) * sizeof(unsigned long));
     g_autofree unsigned long *le = g_malloc0(alloc);
 
@@ -420,7 +416,18 @@ static bool mapped_ram_read_bitmap(QEMUFile *f, RAMBlock *rb,
     }
     *bitmap = g_malloc0(alloc);
     bitmap_from_le(*bitmap, le, size * 8);
-    if (find_next_bit(*bitmap, size * 8, pages) < size * 8) {
+    return true;
+}
+
+/* The last word may have bits past the block: they must be clear. */
+static bool mapped_ram_check_spare_bits(RAMBlock *rb,
+                                        const unsigned long *bitmap,
+                                        GError **errp)
+{
+    uint64_t pages = ramblock_pages(rb);
+    uint64_t bits = mapped_ram_bitmap_size(pages) * 8;
+
+    if (find_next_bit(bitmap, bits, pages) < bits) {
         error_setg(errp, "page outside of ramblock %s range", rb->idstr);
         return false;
     }
@@ -518,7 +525,8 @@ int mapped_ram_load_block_with(QEMUFile *f, RAMBlock *rb,
         !mapped_ram_read_bitmap(f, rb, &hdr, &bitmap, errp) ||
         !mapped_ram_check_offsets(rb, &hdr, header_end, bitmap_size,
                                   mapped_ram_file_size(qemu_file_get_ioc(f)),
-                                  errp)) {
+                                  errp) ||
+        !mapped_ram_check_spare_bits(rb, bitmap, errp)) {
         return -EINVAL;
     }
     mapped_ram_clear_unset_pages(rb, bitmap);

@@ -258,6 +258,20 @@ static void hmp_info_migrate(GString *out, int argc, char **argv)
                            "precopy ram: %" PRIu64 " kbytes\n"
                            "downtime ram: %" PRIu64 " kbytes\n",
                            ram->precopy_bytes >> 10, ram->downtime_bytes >> 10);
+    /* mfd: begin */
+    {
+        g_autoptr(MultifdChannelInfoList) chans =
+            qmp_x_query_multifd_channels(NULL);
+
+        for (MultifdChannelInfoList *l = chans; l; l = l->next) {
+            g_string_append_printf(out,
+                                   "multifd channel %" PRId64 ": %" PRIu64
+                                   " kbytes, %" PRIu64 " pages\n",
+                                   l->value->id, l->value->bytes >> 10,
+                                   l->value->pages);
+        }
+    }
+    /* mfd: end */
 }
 
 static void hmp_info_migrate_capabilities(GString *out, int argc, char **argv)

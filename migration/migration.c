@@ -32,6 +32,7 @@
 #include "migration/global-state.h"
 #include "migration/migration-stats.h"
 #include "migration/migration.h"
+#include "migration/multifd.h" /* mfd */
 #include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -545,8 +546,8 @@ void qmp_migrate_cancel(GError **errp)
 
 MultifdChannelInfoList *qmp_x_query_multifd_channels(GError **errp)
 {
-    /* No multifd data path yet, so there are no channels to report. */
-    return NULL;
+    /* mfd: the channels of the current (or last) multifd migration */
+    return multifd_query_channels();
 }
 
 /* ------------------------------------------------------------------ */

@@ -123,6 +123,15 @@ const MultiFDCompressor *multifd_compressor(int method);
 
 /* --- internal: shared by multifd.c and the transport files --- */
 
+/* One channel's traffic (atomics), for x-query-multifd-channels. */
+typedef struct MultiFDChannelStats {
+    uint64_t bytes;
+    uint64_t pages;
+} MultiFDChannelStats;
+
+void multifd_channel_account(MultiFDChannelStats *slot, uint64_t bytes,
+                             uint64_t pages);
+
 /* Pages of one block, queued by the migration thread for one channel. */
 typedef struct MultiFDBatch {
     RAMBlock *rb;
@@ -136,13 +145,9 @@ typedef struct MultiFDSendChannel MultiFDSendChannel;
 /* What a transport does with a channel; every call runs on its thread. */
 typedef struct MultiFDSendOps {
     const char *name;
-    /* Opens the channel's connection or descriptor (c->ioc). */
-    int (*open)(MultiFDSendChannel *c, GError **errp);
-    /*
-     * Sends the batch; normal[] and zero[] are the pages with and without
-     * content (zero[] only when zero pages are detected, see
-     * multifd_send_classify).
-     */
+    /* Opens the channel's connection or descriptor into *ioc. */
+    int (*open)(MultiFDSendChannel *c, QIOChannel **ioc, GError **errp);
+    /* Sends a batch (after multifd_send_classify, which it calls). */
     int (*send_batch)(MultiFDSendChannel *c, const MultiFDBatch *b,
                       GError **errp);
     /* A sync point; NULL when the transport has nothing to send for it. */
@@ -152,13 +157,19 @@ typedef struct MultiFDSendOps {
 extern const MultiFDSendOps multifd_socket_send_ops;
 extern const MultiFDSendOps multifd_file_send_ops;
 
+enum {
+    MULTIFD_JOB_NONE,
+    MULTIFD_JOB_BATCH,
+    MULTIFD_JOB_SYNC,
+};
+
 struct MultiFDSendChannel {
     int id;
     GThread *thread;
-    /* Set by the thread once open; read by cleanup under the state lock. */
+    /* Set by the thread once open; read by cleanup, under the state lock. */
     QIOChannel *ioc;
 
-    /* Handoff (under the state lock). */
+    /* Handoff, under the state lock. */
     int job; /* MULTIFD_JOB_* */
     bool quit;
     GCond cond;
@@ -166,8 +177,8 @@ struct MultiFDSendChannel {
 
     /* The thread's own, allocated once per migration. */
     uint32_t num_normal, num_zero;
-    uint64_t normal[MULTIFD_BATCH_MAX_PAGES];
-    uint64_t zero[MULTIFD_BATCH_MAX_PAGES];
+    uint64_t normal[MULTIFD_BATCH_MAX_PAGES]; /* byte offsets with content */
+    uint64_t zero[MULTIFD_BATCH_MAX_PAGES];   /* byte offsets of zero pages */
     struct iovec iov[MULTIFD_BATCH_MAX_PAGES + 2];
     uint8_t *packet; /* socket: header and offsets */
     const MultiFDCompressor *comp;
@@ -175,38 +186,32 @@ struct MultiFDSendChannel {
     uint8_t *comp_buf;
     size_t comp_buf_size;
 
-    /* Statistics (atomics). */
-    uint64_t bytes;
-    uint64_t pages;
-};
-
-enum {
-    MULTIFD_JOB_NONE,
-    MULTIFD_JOB_BATCH,
-    MULTIFD_JOB_SYNC,
+    MultiFDChannelStats *stats;
 };
 
 /*
- * Channel thread: splits the batch into c->normal / c->zero according to
- * zero-page-detection (in this thread only when it is "multifd").
+ * Channel thread: splits the batch into c->normal and c->zero. Pages are
+ * tested here only when zero-page-detection is "multifd"; otherwise all
+ * are normal ("legacy" already took the zero pages out, "none" sends all).
  */
 void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b);
-/* Per channel, the 16-byte UUID of the running outgoing migration. */
+/* After a batch: the global and per-channel figures (bytes written). */
+void multifd_send_account(MultiFDSendChannel *c, uint64_t bytes);
+/* The 16-byte UUID of the running outgoing migration. */
 const uint8_t *multifd_send_uuid(void);
+int multifd_send_channel_count(void);
 /* Next packet number (one sequence over all channels). */
 uint64_t multifd_send_next_packet_num(void);
-/* The address of the outgoing socket migration ("unix:P", "tcp:H:P"). */
+/* Outgoing socket address ("unix:P", "tcp:H:P") or file path. */
 const char *multifd_send_socket_address(void);
-/* The path of the outgoing / incoming file migration (or NULL). */
-const char *multifd_outgoing_file(void);
-const char *multifd_incoming_file(void);
-/* Statistics of one channel's traffic (send or receive). */
-void multifd_channel_account(uint64_t *bytes_counter, uint64_t *pages_counter,
-                             uint64_t bytes, uint64_t pages);
+const char *multifd_send_file_path(void);
+/* Copies of what channel.c recorded (g_free them; NULL when none). */
+char *multifd_outgoing_file(void);
+char *multifd_incoming_file(void);
 
 /* --- internal: receive side --- */
 
-typedef struct MultiFDRecvChannel MultiFDRecvChannel;
+typedef struct MultiFDRecvState MultiFDRecvState;
 
 /* One read job of the file loader: len bytes at file_offset into host. */
 typedef struct MultiFDReadJob {
@@ -216,52 +221,64 @@ typedef struct MultiFDReadJob {
     uint64_t file_offset;
 } MultiFDReadJob;
 
-struct MultiFDRecvChannel {
+typedef struct MultiFDRecvChannel {
+    MultiFDRecvState *state;
     int id; /* socket: -1 until the init message names it */
     GThread *thread;
     QIOChannel *ioc;
     GCond cond;
     bool busy; /* file: a job is queued */
     MultiFDReadJob job;
-    uint64_t syncs;   /* socket: SYNC packets received */
-    bool finished;    /* socket: the peer closed at a packet boundary */
+    uint64_t syncs; /* socket: SYNC packets received */
+    bool finished;  /* socket: the peer closed at a packet boundary */
+
+    /* The socket thread's own, allocated once. */
     uint64_t last_packet_num;
     bool have_packet_num;
-
-    /* The thread's own buffers (socket), allocated once. */
+    RAMBlock *last_block;
     uint8_t *packet;
     struct iovec iov[MULTIFD_BATCH_MAX_PAGES];
     uint8_t *comp_buf;
     size_t comp_buf_size;
     void *comp_state[MULTIFD_COMPRESSION__MAX];
 
-    uint64_t bytes;
-    uint64_t pages;
-};
+    MultiFDChannelStats *stats; /* NULL until named */
+} MultiFDRecvChannel;
 
-/* Socket channel thread: registers the channel named by its init message. */
+/*
+ * Socket channel thread: registers the channel its init message names
+ * (uuid of the migration, id, the source's channel count).
+ */
 bool multifd_recv_register(MultiFDRecvChannel *c, const uint8_t uuid[16],
-                           unsigned id, GError **errp);
+                           unsigned id, unsigned count, GError **errp);
 /*
  * Socket channel thread, after a SYNC packet: counts it and waits until
- * the main thread has reached the matching MULTIFD_FLUSH. False when the
+ * the load thread reached the matching MULTIFD_FLUSH. False when the
  * migration is over or failed (the thread then ends).
  */
 bool multifd_recv_channel_synced(MultiFDRecvChannel *c);
 /* The channel ended cleanly at a packet boundary (peer closed). */
 void multifd_recv_channel_finished(MultiFDRecvChannel *c);
 /*
- * A channel failed: the incoming migration fails with err (taken, first
- * error wins) and the main stream is shut down so the loader stops.
+ * A channel failed: the incoming migration fails with err (taken; the
+ * first error wins) and the main stream is shut down so the loader stops.
  */
 void multifd_recv_set_error(MultiFDRecvChannel *c, GError *err);
-/* True once cleanup began (errors are then not worth reporting). */
-bool multifd_recv_quitting(void);
+/* True once cleanup began (a failing read is then expected). */
+bool multifd_recv_quitting(MultiFDRecvChannel *c);
 
-/* multifd-socket.c: the thread body of an accepted socket channel. */
+/* multifd-socket.c: the thread of an accepted socket channel. */
 gpointer multifd_socket_recv_thread(gpointer opaque);
+/* Frees what that thread allocated (after it ended). */
 void multifd_socket_recv_free(MultiFDRecvChannel *c);
-/* multifd-file.c: opens the incoming file for channel c. */
+
+/* File loading (multifd.c): channels, queueing, waiting. */
+int multifd_recv_file_setup(GError **errp);
+int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp);
+int multifd_recv_wait_reads(GError **errp);
+/* multifd-file.c: opens the incoming file for c; reads one job. */
 int multifd_file_recv_open(MultiFDRecvChannel *c, GError **errp);
+int multifd_file_recv_read(MultiFDRecvChannel *c, const MultiFDReadJob *job,
+                           GError **errp);
 
 #endif

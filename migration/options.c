@@ -81,6 +81,18 @@ int migrate_multifd_compression(void)
     return parameters.multifd_compression;
 }
 
+/* mfd: begin (levels the multifd compressors read) */
+int migrate_multifd_zlib_level(void)
+{
+    return (int)parameters.multifd_zlib_level;
+}
+
+int migrate_multifd_zstd_level(void)
+{
+    return (int)parameters.multifd_zstd_level;
+}
+/* mfd: end */
+
 int migrate_zero_page_detection(void)
 {
     return parameters.zero_page_detection;

@@ -16,6 +16,9 @@ bool migrate_direct_io(void);
 int migrate_multifd_channels(void);
 /* 0 none, 1 zlib, 2 zstd (MultiFDCompression in the schema). */
 int migrate_multifd_compression(void);
+/* mfd: multifd-zlib-level (0..9) and multifd-zstd-level (0..20). */
+int migrate_multifd_zlib_level(void);
+int migrate_multifd_zstd_level(void);
 /* 0 none, 1 legacy, 2 multifd (ZeroPageDetection in the schema). */
 int migrate_zero_page_detection(void);
 uint64_t migrate_max_bandwidth(void);  /* bytes per second */

@@ -17,6 +17,7 @@
 
 #include "migration/mapped-ram.h" /* mram: mapped-ram sink and loader */
 #include "migration/migration-stats.h"
+#include "migration/multifd.h" /* mfd: multifd sink, channels' loader */
 #include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -122,6 +123,10 @@ static const RAMPageSink ram_sink_legacy = {
  */
 static const RAMPageSink *ram_sink_select(GError **errp)
 {
+    /* mfd: several channels, over sockets or a mapped-ram file */
+    if (migrate_multifd()) {
+        return &multifd_ram_sink;
+    }
     /* mram: positioned writes at fixed offsets (migration/mapped-ram.c) */
     if (migrate_mapped_ram()) {
         return &mapped_ram_sink;
@@ -386,6 +391,7 @@ static int ram_load_setup(QEMUFile *f, void *opaque, GError **errp)
 static void ram_load_cleanup(void *opaque)
 {
     ram_load_last_block = NULL;
+    multifd_recv_cleanup(); /* mfd: stops the incoming channels */
 }
 
 /* Reports the file's latched error (end of stream, I/O) if there is one. */
@@ -446,7 +452,9 @@ static int ram_load_block_list(QEMUFile *f, uint64_t total, GError **errp)
          */
         /* mram: begin */
         if (migrate_mapped_ram()) {
-            int ret = mapped_ram_load_block(f, rb, errp);
+            /* mfd: with multifd the channels read the pages */
+            int ret = migrate_multifd() ? multifd_file_load_block(f, rb, errp)
+                                        : mapped_ram_load_block(f, rb, errp);
 
             if (ret < 0) {
                 return ret;
@@ -454,6 +462,10 @@ static int ram_load_block_list(QEMUFile *f, uint64_t total, GError **errp)
         }
         /* mram: end */
         total -= length;
+    }
+    /* mfd: every page is in guest RAM before the stream goes on */
+    if (migrate_mapped_ram() && migrate_multifd()) {
+        return multifd_file_load_wait(errp);
     }
     return 0;
 }
@@ -564,7 +576,10 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             }
             break;
         case RAM_SAVE_FLAG_MULTIFD_FLUSH:
-            /* Pages on multifd channels are synced here; none exist yet. */
+            /* mfd: every channel's pages up to here are in guest RAM */
+            if (multifd_recv_sync_main(errp) < 0) {
+                return -EIO;
+            }
             break;
         case RAM_SAVE_FLAG_EOS:
             return 0;

@@ -10,6 +10,8 @@
 #include "qemu/osdep.h"
 #include "io/channel-socket.h"
 #include "migration/migration.h"
+#include "migration/multifd.h" /* mfd */
+#include "migration/options.h" /* mfd */
 #include "migration/socket.h"
 
 static QIOChannelSocket *listener;
@@ -39,6 +41,38 @@ void socket_incoming_stop(void)
     }
 }
 
+/* mfd: begin */
+static gboolean socket_accept_incoming(QIOChannel *ioc, GIOCondition cond,
+                                       gpointer opaque);
+static bool main_accepted;
+
+/*
+ * With multifd the listener stays open for the channels. The first
+ * connection is the main one: the source connects it, and only then its
+ * multifd channels, so it is first in the accept queue. The others go to
+ * multifd, which reads their init messages and says when it has them all.
+ */
+static void socket_accept_multifd(QIOChannelSocket *sioc)
+{
+    bool enough = false;
+
+    if (!main_accepted) {
+        main_accepted = true;
+        qio_channel_set_name(&sioc->parent, "migration-socket-incoming");
+        migration_incoming_process(&sioc->parent);
+    } else {
+        qio_channel_set_name(&sioc->parent, "multifd-socket-incoming");
+        enough = multifd_recv_new_channel(&sioc->parent);
+    }
+    if (enough) {
+        socket_incoming_stop();
+    } else {
+        listener_watch = qio_channel_add_watch(
+            &listener->parent, G_IO_IN, socket_accept_incoming, NULL, NULL);
+    }
+}
+/* mfd: end */
+
 static gboolean socket_accept_incoming(QIOChannel *ioc, GIOCondition cond,
                                        gpointer opaque)
 {
@@ -54,6 +88,10 @@ static gboolean socket_accept_incoming(QIOChannel *ioc, GIOCondition cond,
         }
         socket_incoming_stop();
         migration_incoming_fail(err);
+        return G_SOURCE_REMOVE;
+    }
+    if (migrate_multifd()) { /* mfd */
+        socket_accept_multifd(sioc);
         return G_SOURCE_REMOVE;
     }
     socket_incoming_stop();
@@ -75,6 +113,7 @@ bool socket_start_incoming(const char *addr, GError **errp)
     }
     qio_channel_set_name(&lsioc->parent, "migration-socket-listener");
     socket_incoming_stop();
+    main_accepted = false; /* mfd */
     listener = lsioc;
     listener_watch = qio_channel_add_watch(&lsioc->parent, G_IO_IN,
                                            socket_accept_incoming, NULL, NULL);

@@ -98,6 +98,8 @@ void cpus_init(Workload *wl, int n)
         vcpus[i].index = i;
         vcpus[i].thread = g_thread_new(name, vcpu_thread_fn, &vcpus[i]);
     }
+    /* Returns with every vCPU at its park point, as after a pause. */
+    pause_all_vcpus();
 }
 
 void pause_all_vcpus(void)

@@ -14,6 +14,21 @@
  * one RAM block out of the file (--extract).  Every length read from the
  * file is checked against the file size before it is used, and nothing is
  * allocated in proportion to a length the file claims.
+ *
+ * --dump-json (for tests and scripts): {"file", "file_size",
+ * "stream_offset", "header": {"magic", "version"}, "configuration":
+ * {"offset", "length", "machine_type", "capabilities": [...]}, "mapped_ram",
+ * "sections": [{"type", "offset", "length" (type byte through footer),
+ * START/PART/END/FULL: "section_id", "idstr", "instance_id", "version_id";
+ * ram: "ram": {"mem_size" and "blocks" (START), "pages", "zero_pages",
+ * "multifd_flushes", "eos"}; devices: "vmsd_name", "fields" (decoded,
+ * with "subsections"), "decode_error"; COMMAND: "command", "command_name",
+ * "payload_length"}], "device_sections", "eof": {"offset"}, "vmdesc":
+ * {"offset", "size", "devices"}, "complete", "errors", "warnings"}.
+ * A block: {"name", "offset", "used_length", "pages", "mapped_ram":
+ * {"offset", "version", "page_size", "bitmap_offset", "bitmap_size",
+ * "pages_offset", "bitmap_set"} or "legacy_pages", "legacy_zero_pages"}.
+ * Buffers are hex strings; integers above INT64_MAX are "0x..." strings.
  */
 #include "qemu/osdep.h"
 
@@ -2358,6 +2373,11 @@ int main(int argc, char **argv)
     g_option_context_set_summary(
         ctx, "Print, check or extract RAM from a QEMU/minivm migration file "
              "(stream version 3, legacy or mapped-ram).");
+    g_option_context_set_description(
+        ctx, "Without a mode, prints the structure as text. Exit status: 0 "
+             "when the file was read to its end (--check: and no problem "
+             "was found; --extract: and the block was written), 1 otherwise, "
+             "2 for a usage error. Problems are reported on stderr.");
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         g_printerr("analyze-migration: %s\n", err->message);

@@ -157,6 +157,15 @@ static uint64_t file_size(const char *path)
     return st.st_size;
 }
 
+/* Bytes the file system allocated for it (holes excluded). */
+static uint64_t file_allocated(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    return (uint64_t)st.st_blocks * 512;
+}
+
 /* --- tools/analyze-migration --- */
 
 /* Runs the analyzer; returns its exit status, stdout in *out if wanted. */
@@ -431,11 +440,12 @@ static void test_mapped_ram_live_file_size(void)
     mapped_sent = migrate_ram_figure(src, "transferred");
     passes = migrate_ram_figure(src, "dirty-sync-count");
     g_test_message("file sizes, same guest (%s): plain stream %" PRIu64
-                   " bytes; mapped-ram %" PRIu64 " bytes after %" PRId64
-                   " passes and %" PRIu64
+                   " bytes; mapped-ram %" PRIu64 " bytes (%" PRIu64
+                   " allocated) after %" PRId64 " passes and %" PRIu64
                    " bytes written; bound (RAM + 1 MiB per block + %" PRIu64
                    " KiB) %" PRIu64 " bytes",
-                   DIRTY_ARGS, plain_size, mapped_size, passes, mapped_sent,
+                   DIRTY_ARGS, plain_size, mapped_size, file_allocated(mapped),
+                   passes, mapped_sent,
                    (uint64_t)(DEVICE_STATE_ALLOWANCE / KiB), bound);
     g_assert_cmpint(passes, >=, 8);
     g_assert_cmpuint(mapped_sent, >, bound);
@@ -529,25 +539,40 @@ static void getfd(QTestState *s, int fd, const char *name)
     }
 }
 
-/* fd: naming a seekable regular file carries mapped-ram both ways. */
+/*
+ * fd: naming a seekable regular file carries mapped-ram both ways. The
+ * stream starts where the descriptor's offset is (here after a 4 KiB
+ * management header, as libvirt writes one), and the layout's offsets are
+ * absolute in the file, so the destination's descriptor is positioned the
+ * same way.
+ */
 static void test_mapped_ram_fd(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
     QTestState *dst = start_destination(AB_ARGS, NULL, true);
     g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree uint8_t *data = NULL;
+    char header[4096];
+    gsize len;
     int fd;
 
     stop(src);
+    memset(header, 'X', sizeof(header));
     fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
     g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, header, sizeof(header)), ==, sizeof(header));
     getfd(src, fd, "mig");
     close(fd);
     migrate_uri(src, "fd:mig");
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
-    analyzer_check_file(path, 0, src);
+    g_assert_true(g_file_get_contents(path, (char **)&data, &len, NULL));
+    g_assert_true(data[0] == 'X' && data[4095] == 'X');
+    g_assert_cmpmem(data + 4096, 4, "QEVM", 4);
+    analyzer_check_file(path, 4096, src);
 
     fd = open(path, O_RDONLY);
     g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(lseek(fd, 4096, SEEK_SET), ==, 4096);
     getfd(dst, fd, "mig");
     close(fd);
     migrate_incoming_uri(dst, "fd:mig");

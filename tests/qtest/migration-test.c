@@ -744,6 +744,7 @@ static void test_messages_source(void)
     expect_both(s, "There's a migration process in progress", line,
                 "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}",
                 file);
+    g_free(out);
     out = qtest_hmp(s, "migrate_cancel");
     g_assert_cmpstr(out, ==, "");
     migrate_wait_status(s, "cancelled", MIG_TIMEOUT);
@@ -761,6 +762,13 @@ static void test_messages_destination(void)
                 "migrate file:/dev/null",
                 "{'execute': 'migrate', 'arguments': "
                 "{'uri': 'file:/dev/null'}}");
+    /* A refused migrate-incoming does not count as started. */
+    set_caps_hmp(dst, "multifd", true);
+    expect_both(dst, "Multifd migration is not supported yet by minivm", line,
+                "{'execute': 'migrate-incoming', 'arguments': "
+                "{'uri': 'unix:%s'}}",
+                sock);
+    set_caps_hmp(dst, "multifd", false);
     out = qtest_hmp(dst, "%s", line);
     g_assert_cmpstr(out, ==, "");
     expect_both(dst, "The incoming migration has already been started", line,

@@ -249,6 +249,80 @@ def legacy_stream(ram_pages=16, zero_value=0, page1_offset=PAGE,
     return bytes(s.b)
 
 
+def mapped_ram_stream(prefix=4096, pages=8, set_pages=(0, 2, 3)):
+    """A mapped-ram stream starting at byte prefix of the file, with one
+    block "pc.ram"; set pages hold legacy_page_data(i + 1), except page 3,
+    which is set but all zero."""
+    s = Stream()
+    s.b += b"X" * prefix
+    s.header()
+    s.configuration("minivm-1.0", ["mapped-ram"])
+    s.start(0x01, 0, "ram", 0, 4)
+    s.be64((pages * PAGE) | 0x04)
+    s.name("pc.ram")
+    s.be64(pages * PAGE)
+    bitmap_offset = len(s.b) + 28
+    bitmap_size = (pages + 63) // 64 * 8
+    pages_offset = (bitmap_offset + bitmap_size + (1 << 20) - 1) \
+        & ~((1 << 20) - 1)
+    s.be32(1)
+    s.be64(PAGE)
+    s.be64(bitmap_offset)
+    s.be64(pages_offset)
+    bitmap = bytearray(bitmap_size)
+    for i in set_pages:
+        bitmap[i // 8] |= 1 << (i % 8)
+    s.b += bitmap
+    s.b += bytes(pages_offset + pages * PAGE - len(s.b))
+    for i in set_pages:
+        if i != 3:
+            at = pages_offset + i * PAGE
+            s.b[at:at + PAGE] = legacy_page_data(i + 1)
+    s.eos()
+    s.footer(0)
+    s.part(0x03, 0)
+    s.eos()
+    s.footer(0)
+    s.start(0x04, 1, "globalstate", 0, 1)
+    s.be32(8)
+    s.b += b"running".ljust(32, b"\0")
+    s.footer(1)
+    s.vmdesc({"page_size": PAGE, "devices": [GLOBALSTATE_DESC]})
+    return bytes(s.b)
+
+
+class MappedRamAtOffset(unittest.TestCase):
+    def setUp(self):
+        self.path = os.path.join(WORKDIR, "mapped-ram-offset.mig")
+        write_sparse(self.path, [mapped_ram_stream()])
+        self.addCleanup(os.unlink, self.path)
+
+    def test_check_and_extract(self):
+        rc, _, err = run("--check", self.path)
+        self.assertEqual(rc, 1)
+        self.assertIn("Not a migration stream", err)
+        rc, out, err = run("--check", "--offset", "4096", self.path)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("--dump-json", "--offset", "4096", self.path)
+        info = json.loads(out)
+        self.assertEqual(info["stream_offset"], 4096)
+        block = info["sections"][0]["ram"]["blocks"][0]
+        self.assertEqual(block["mapped_ram"]["offset"], 4096 + 0x6e)
+        self.assertEqual(block["mapped_ram"]["pages_offset"], 1 << 20)
+        self.assertEqual(block["mapped_ram"]["bitmap_set"], 3)
+        out = os.path.join(WORKDIR, "mr.bin")
+        self.addCleanup(os.unlink, out)
+        rc, _, err = run("--extract", "pc.ram", "--output", out,
+                         "--offset", "4096", self.path)
+        self.assertEqual(rc, 0, err)
+        with open(out, "rb") as f:
+            data = f.read()
+        expect = bytearray(8 * PAGE)
+        expect[0:PAGE] = legacy_page_data(1)
+        expect[2 * PAGE:3 * PAGE] = legacy_page_data(3)
+        self.assertEqual(data, bytes(expect))
+
+
 # ---- The file QEMU 10.0.2 wrote ----
 
 class Qemu10File(unittest.TestCase):

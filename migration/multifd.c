@@ -1,0 +1,1238 @@
+/*
+ * multifd: the channels, their threads, the batches, the sync points and
+ * the statistics (see multifd.h for the picture, and
+ * docs/devel/migration/multifd.rst for the protocol and its reasons).
+ *
+ * Send side. The migration thread fills one batch (pages of one block)
+ * and hands it over by swapping pointers with the empty batch of an idle
+ * channel, so nothing is allocated or copied per batch. A channel does
+ * one job at a time (a batch or a sync), which keeps every channel's
+ * traffic in order without a queue. Sync points: after setup (sockets),
+ * whenever the dirty bitmap was refilled since pages were last handed out
+ * (the end of every pass, and the syncs migration.c asks for in between),
+ * and at completion. After a sync no page handed out before it can still
+ * be in flight when the same page goes out again: over sockets the
+ * receiver holds every channel at its SYNC packet until the main stream's
+ * MULTIFD_FLUSH; over a file the migration thread waits until every
+ * channel is idle.
+ *
+ * Receive side. Socket channels arrive on the migration's listener, name
+ * themselves in an init message and receive packets in their own threads
+ * (multifd-socket.c); the main thread's MULTIFD_FLUSH waits for all of
+ * them. File channels get read jobs from the main thread
+ * (multifd-file.c).
+ *
+ * Errors: the first failure of any channel fails the migration; the
+ * others are shut down so no thread stays blocked. A cancel or a VM
+ * shutdown is noticed by every wait within WAIT_SLICE_US.
+ */
+#include "qemu/osdep.h"
+
+#include "migration/mapped-ram.h"
+#include "migration/migration-stats.h"
+#include "migration/migration.h"
+#include "migration/multifd.h"
+#include "migration/options.h"
+#include "migration/socket.h"
+#include "qemu/bitmap.h"
+#include "qemu/cutils.h"
+#include "system/main-loop.h"
+#include "system/runstate.h"
+
+/* How long a wait sleeps before looking at cancel / shutdown again. */
+#define WAIT_SLICE_US (100 * 1000)
+
+/* ------------------------------------------------------------------ */
+/* Transport addresses and statistics                                  */
+/* ------------------------------------------------------------------ */
+
+static GMutex paths_lock;
+static char *outgoing_file;
+static char *incoming_file;
+
+void multifd_set_outgoing_file(const char *path)
+{
+    g_mutex_lock(&paths_lock);
+    g_free(outgoing_file);
+    outgoing_file = g_strdup(path);
+    g_mutex_unlock(&paths_lock);
+}
+
+void multifd_set_incoming_file(const char *path)
+{
+    g_mutex_lock(&paths_lock);
+    g_free(incoming_file);
+    incoming_file = g_strdup(path);
+    g_mutex_unlock(&paths_lock);
+}
+
+/* A copy of *which, taken under the lock (g_free it). */
+static char *path_copy(char **which)
+{
+    char *copy;
+
+    g_mutex_lock(&paths_lock);
+    copy = g_strdup(*which);
+    g_mutex_unlock(&paths_lock);
+    return copy;
+}
+
+char *multifd_outgoing_file(void)
+{
+    return path_copy(&outgoing_file);
+}
+
+char *multifd_incoming_file(void)
+{
+    return path_copy(&incoming_file);
+}
+
+/*
+ * Per-channel figures of the current (or last) multifd migration, either
+ * direction. The array is replaced when the next one starts, after the
+ * previous channels are gone, so channels update their slot lock-free.
+ */
+static GMutex stats_lock;
+static MultiFDChannelStats *stats;
+static int stats_capacity;
+static int stats_count; /* slots query-multifd-channels shows */
+
+static void multifd_stats_reset(int capacity, int count)
+{
+    g_mutex_lock(&stats_lock);
+    g_free(stats);
+    stats = g_new0(MultiFDChannelStats, capacity);
+    stats_capacity = capacity;
+    stats_count = count;
+    g_mutex_unlock(&stats_lock);
+}
+
+static void multifd_stats_set_count(int count)
+{
+    g_mutex_lock(&stats_lock);
+    stats_count = MIN(count, stats_capacity);
+    g_mutex_unlock(&stats_lock);
+}
+
+static MultiFDChannelStats *multifd_stats_slot(int id)
+{
+    MultiFDChannelStats *slot;
+
+    g_mutex_lock(&stats_lock);
+    g_assert(id < stats_capacity);
+    slot = &stats[id];
+    g_mutex_unlock(&stats_lock);
+    return slot;
+}
+
+void multifd_channel_account(MultiFDChannelStats *slot, uint64_t bytes,
+                             uint64_t pages)
+{
+    stat64_add(&slot->bytes, bytes);
+    stat64_add(&slot->pages, pages);
+}
+
+MultifdChannelInfoList *multifd_query_channels(void)
+{
+    MultifdChannelInfoList *head = NULL, **tail = &head;
+
+    g_mutex_lock(&stats_lock);
+    for (int i = 0; i < stats_count; i++) {
+        MultifdChannelInfoList *item = g_new0(MultifdChannelInfoList, 1);
+
+        item->value = g_new0(MultifdChannelInfo, 1);
+        item->value->id = i;
+        item->value->bytes = stat64_get(&stats[i].bytes);
+        item->value->pages = stat64_get(&stats[i].pages);
+        *tail = item;
+        tail = &item->next;
+    }
+    g_mutex_unlock(&stats_lock);
+    return head;
+}
+
+const MultiFDCompressor *multifd_compressor(int method)
+{
+    switch (method) {
+    case MULTIFD_COMPRESSION_ZLIB:
+        return &multifd_zlib_compressor;
+    case MULTIFD_COMPRESSION_ZSTD:
+        return &multifd_zstd_compressor;
+    default:
+        return NULL;
+    }
+}
+
+static int64_t deadline(void)
+{
+    return g_get_monotonic_time() + WAIT_SLICE_US;
+}
+
+/* ------------------------------------------------------------------ */
+/* Send side                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct MultiFDSendState {
+    const MultiFDSendOps *ops;
+    int count;
+    MultiFDSendChannel *channels;
+    MultiFDBatch *batches; /* count + 1: one per channel, one being filled */
+    MultiFDBatch *pending; /* the one the migration thread fills */
+
+    GMutex lock;
+    GCond idle_cond; /* the migration thread waits here for channels */
+    GError *error;   /* the first channel error */
+    int next;        /* where the search for an idle channel starts */
+
+    int zero_detection; /* ZERO_PAGE_DETECTION_* */
+    uint8_t uuid[16];
+    char *socket_addr;
+    char *file_path;
+    uint64_t packet_num;   /* atomic */
+    uint64_t sync_gen;     /* dirty_sync_count at the last sync point */
+    bool dirty_since_sync; /* pages were handed out since then */
+    RAMBlock *last_main_block; /* legacy zero records: CONTINUE */
+} MultiFDSendState;
+
+/* The running outgoing multifd migration (migration thread owns it). */
+static MultiFDSendState *send_state;
+
+const uint8_t *multifd_send_uuid(void)
+{
+    return send_state->uuid;
+}
+
+uint64_t multifd_send_next_packet_num(void)
+{
+    return __atomic_fetch_add(&send_state->packet_num, 1, __ATOMIC_RELAXED);
+}
+
+const char *multifd_send_socket_address(void)
+{
+    return send_state->socket_addr;
+}
+
+const char *multifd_send_file_path(void)
+{
+    return send_state->file_path;
+}
+
+int multifd_send_channel_count(void)
+{
+    return send_state->count;
+}
+
+void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b)
+{
+    bool detect = send_state->zero_detection == ZERO_PAGE_DETECTION_MULTIFD;
+
+    c->num_normal = 0;
+    c->num_zero = 0;
+    for (uint32_t i = 0; i < b->num; i++) {
+        uint64_t offset = b->offset[i];
+
+        if (detect && buffer_is_zero(b->rb->host + offset, TARGET_PAGE_SIZE)) {
+            c->zero[c->num_zero++] = offset;
+        } else {
+            c->normal[c->num_normal++] = offset;
+        }
+    }
+}
+
+void multifd_send_account(MultiFDSendChannel *c, uint64_t bytes)
+{
+    stat64_add(&mig_stats.multifd_bytes, bytes);
+    stat64_add(&mig_stats.normal_pages, c->num_normal);
+    stat64_add(&mig_stats.zero_pages, c->num_zero);
+    multifd_channel_account(c->stats, bytes, c->num_normal + c->num_zero);
+}
+
+/*
+ * Keeps the first error (the rest are usually its consequences) and wakes
+ * the migration thread. s->lock held.
+ */
+static void multifd_send_set_error_locked(MultiFDSendState *s,
+                                          MultiFDSendChannel *c, GError *err)
+{
+    if (!s->error) {
+        error_prepend(&err, "multifd channel %d: ", c->id);
+        s->error = err;
+        err = NULL;
+    }
+    g_cond_broadcast(&s->idle_cond);
+    g_clear_error(&err);
+}
+
+static gpointer multifd_send_thread(gpointer opaque)
+{
+    MultiFDSendChannel *c = opaque;
+    MultiFDSendState *s = send_state;
+    GError *err = NULL;
+    QIOChannel *ioc = NULL;
+
+    if (s->ops->open(c, &ioc, &err) < 0) {
+        g_mutex_lock(&s->lock);
+        multifd_send_set_error_locked(s, c, err);
+        g_mutex_unlock(&s->lock);
+        return NULL;
+    }
+    g_mutex_lock(&s->lock);
+    c->ioc = ioc;
+    for (;;) {
+        int job, ret;
+
+        while (c->job == MULTIFD_JOB_NONE && !c->quit) {
+            g_cond_wait(&c->cond, &s->lock);
+        }
+        job = c->job;
+        if (job == MULTIFD_JOB_NONE) {
+            break; /* quit, with nothing left to do */
+        }
+        g_mutex_unlock(&s->lock);
+
+        if (job == MULTIFD_JOB_BATCH) {
+            ret = s->ops->send_batch(c, c->batch, &err);
+        } else {
+            ret = s->ops->send_sync ? s->ops->send_sync(c, &err) : 0;
+        }
+
+        g_mutex_lock(&s->lock);
+        /* The error first: nobody may take this channel for idle and well. */
+        if (ret < 0) {
+            multifd_send_set_error_locked(s, c, err);
+        }
+        c->job = MULTIFD_JOB_NONE;
+        g_cond_broadcast(&s->idle_cond);
+        if (ret < 0) {
+            break;
+        }
+    }
+    g_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static bool migration_cancelling(void)
+{
+    MigrationState *ms = migrate_get_current();
+
+    return __atomic_load_n(&ms->state, __ATOMIC_SEQ_CST) ==
+           MIGRATION_STATUS_CANCELLING;
+}
+
+/*
+ * With s->lock held: false (and *errp set) when a channel failed or the
+ * migration is being cancelled, so a wait must end.
+ */
+static bool multifd_send_check(MultiFDSendState *s, GError **errp)
+{
+    if (s->error) {
+        *errp = g_error_copy(s->error);
+        return false;
+    }
+    if (migration_cancelling()) {
+        error_setg(errp, "multifd: migration cancelled");
+        return false;
+    }
+    return true;
+}
+
+/* Latches err into the main stream, where migration.c looks for it. */
+static int multifd_send_fail(QEMUFile *f, GError *err)
+{
+    qemu_file_set_error_obj(f, -EIO, err);
+    return -EIO;
+}
+
+/*
+ * Waits for an idle channel, round robin from the last one used so the
+ * load spreads evenly. NULL with *errp set when the migration must stop.
+ * s->lock held.
+ */
+static MultiFDSendChannel *multifd_send_idle_channel(MultiFDSendState *s,
+                                                     GError **errp)
+{
+    for (;;) {
+        if (!multifd_send_check(s, errp)) {
+            return NULL;
+        }
+        for (int i = 0; i < s->count; i++) {
+            MultiFDSendChannel *c = &s->channels[(s->next + i) % s->count];
+
+            if (c->job == MULTIFD_JOB_NONE) {
+                s->next = (c->id + 1) % s->count;
+                return c;
+            }
+        }
+        g_cond_wait_until(&s->idle_cond, &s->lock, deadline());
+    }
+}
+
+/* Gives channel c a job (s->lock held; c is idle). */
+static void multifd_send_post(MultiFDSendChannel *c, int job)
+{
+    c->job = job;
+    g_cond_signal(&c->cond);
+}
+
+/* Hands the pending batch to an idle channel, taking its empty one. */
+static int multifd_send_flush_batch(MultiFDSendState *s, QEMUFile *f)
+{
+    GError *err = NULL;
+    MultiFDSendChannel *c;
+    MultiFDBatch *empty;
+
+    if (!s->pending->num) {
+        return 0;
+    }
+    g_mutex_lock(&s->lock);
+    c = multifd_send_idle_channel(s, &err);
+    if (c) {
+        empty = c->batch;
+        c->batch = s->pending;
+        s->pending = empty;
+        multifd_send_post(c, MULTIFD_JOB_BATCH);
+    }
+    g_mutex_unlock(&s->lock);
+    if (!c) {
+        return multifd_send_fail(f, err);
+    }
+    s->pending->num = 0;
+    s->pending->rb = NULL;
+    return 0;
+}
+
+/* Waits until channel c (or, with c NULL, every channel) is idle. */
+static bool multifd_send_wait_idle(MultiFDSendState *s, MultiFDSendChannel *c,
+                                   GError **errp)
+{
+    for (;;) {
+        bool idle = true;
+
+        if (!multifd_send_check(s, errp)) {
+            return false;
+        }
+        for (int i = 0; i < s->count; i++) {
+            if ((!c || c == &s->channels[i]) &&
+                s->channels[i].job != MULTIFD_JOB_NONE) {
+                idle = false;
+            }
+        }
+        if (idle) {
+            return true;
+        }
+        g_cond_wait_until(&s->idle_cond, &s->lock, deadline());
+    }
+}
+
+/*
+ * A sync point. Sockets: every channel sends a SYNC packet after what it
+ * has, and the main stream gets MULTIFD_FLUSH, where the receiver waits
+ * for all of them. File: wait until every channel has written all it was
+ * given. Either way no page handed out before can race with a page handed
+ * out after.
+ */
+static int multifd_send_sync(MultiFDSendState *s, QEMUFile *f)
+{
+    GError *err = NULL;
+    bool ok = true;
+    int ret;
+
+    ret = multifd_send_flush_batch(s, f);
+    if (ret < 0) {
+        return ret;
+    }
+    g_mutex_lock(&s->lock);
+    if (s->ops->send_sync) {
+        for (int i = 0; i < s->count && ok; i++) {
+            MultiFDSendChannel *c = &s->channels[i];
+
+            ok = multifd_send_wait_idle(s, c, &err);
+            if (ok) {
+                multifd_send_post(c, MULTIFD_JOB_SYNC);
+            }
+        }
+    } else {
+        ok = multifd_send_wait_idle(s, NULL, &err);
+    }
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+        return multifd_send_fail(f, err);
+    }
+    if (s->ops->send_sync) {
+        qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+    }
+    s->sync_gen = stat64_get(&mig_stats.dirty_sync_count);
+    s->dirty_since_sync = false;
+    return qemu_file_get_error(f);
+}
+
+static void multifd_send_cleanup(void)
+{
+    MultiFDSendState *s = send_state;
+    bool shutdown = false;
+
+    if (!s) {
+        return;
+    }
+    g_mutex_lock(&s->lock);
+    for (int i = 0; i < s->count; i++) {
+        /* A busy channel at this point is stuck or unwanted: unblock it. */
+        shutdown |= s->channels[i].job != MULTIFD_JOB_NONE;
+    }
+    shutdown |= s->error != NULL;
+    for (int i = 0; i < s->count; i++) {
+        MultiFDSendChannel *c = &s->channels[i];
+
+        c->quit = true;
+        if (shutdown && c->ioc &&
+            qio_channel_has_feature(c->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+            qio_channel_shutdown(c->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+        }
+        g_cond_signal(&c->cond);
+    }
+    g_mutex_unlock(&s->lock);
+
+    for (int i = 0; i < s->count; i++) {
+        MultiFDSendChannel *c = &s->channels[i];
+
+        if (c->thread) {
+            g_thread_join(c->thread);
+        }
+        if (c->ioc) {
+            /*
+             * A file channel fsyncs here; the main channel's fsync of the
+             * same file ran before this, so little is left to flush.
+             */
+            qio_channel_close(c->ioc, NULL);
+            qio_channel_unref(c->ioc);
+        }
+        if (c->comp) {
+            c->comp->send_free(c->comp_state);
+        }
+        g_free(c->comp_buf);
+        g_free(c->packet);
+        g_cond_clear(&c->cond);
+    }
+    if (!s->socket_addr) {
+        mapped_ram_save_cleanup();
+    }
+    g_clear_error(&s->error);
+    g_mutex_clear(&s->lock);
+    g_cond_clear(&s->idle_cond);
+    g_free(s->channels);
+    g_free(s->batches);
+    g_free(s->socket_addr);
+    g_free(s->file_path);
+    g_free(s);
+    send_state = NULL;
+}
+
+static void multifd_random_uuid(uint8_t uuid[16])
+{
+    for (int i = 0; i < 16; i += 4) {
+        uint32_t r = g_random_int();
+
+        memcpy(uuid + i, &r, 4);
+    }
+    uuid[6] = (uuid[6] & 0x0f) | 0x40; /* version 4 (random) */
+    uuid[8] = (uuid[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+}
+
+static int multifd_sink_setup(QEMUFile *f, GError **errp)
+{
+    MigrationState *ms = migrate_get_current();
+    int count = migrate_multifd_channels();
+    MultiFDSendState *s;
+    int ret;
+
+    multifd_send_cleanup();
+    s = g_new0(MultiFDSendState, 1);
+    g_mutex_init(&s->lock);
+    g_cond_init(&s->idle_cond);
+    s->zero_detection = migrate_zero_page_detection();
+    multifd_random_uuid(s->uuid);
+    send_state = s;
+
+    if (migrate_mapped_ram()) {
+        s->ops = &multifd_file_send_ops;
+        s->file_path = multifd_outgoing_file();
+        if (!s->file_path) {
+            error_setg(errp, "multifd over a file needs a file: URI");
+            return -EINVAL;
+        }
+        ret = mapped_ram_save_setup(f, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        s->ops = &multifd_socket_send_ops;
+        g_mutex_lock(&ms->lock);
+        s->socket_addr = g_strdup(ms->connect_addr);
+        g_mutex_unlock(&ms->lock);
+        if (!s->socket_addr) {
+            error_setg(errp, "Migration requires multi-channel URIs (e.g. tcp)");
+            return -EINVAL;
+        }
+    }
+
+    /* From here on cleanup has channels to take down. */
+    s->count = count;
+    s->channels = g_new0(MultiFDSendChannel, s->count);
+    s->batches = g_new0(MultiFDBatch, s->count + 1);
+    s->pending = &s->batches[s->count];
+    multifd_stats_reset(s->count, s->count);
+    for (int i = 0; i < s->count; i++) {
+        MultiFDSendChannel *c = &s->channels[i];
+        g_autofree char *name = g_strdup_printf("mig/src/send_%d", i);
+
+        c->id = i;
+        c->batch = &s->batches[i];
+        c->stats = multifd_stats_slot(i);
+        g_cond_init(&c->cond);
+        c->thread = g_thread_new(name, multifd_send_thread, c);
+    }
+    /*
+     * The channels connect and open on their own threads; the monitor is
+     * not held up by it (this runs under the BQL). Over sockets, the first
+     * sync makes the destination wait for all of them right away.
+     */
+    if (s->ops->send_sync) {
+        ret = multifd_send_sync(s, f);
+        if (ret < 0) {
+            return qemu_file_get_error_obj(f, errp);
+        }
+    }
+    return 0;
+}
+
+static int multifd_sink_block_header(QEMUFile *f, RAMBlock *rb, GError **errp)
+{
+    if (send_state->socket_addr) {
+        return 0;
+    }
+    return mapped_ram_save_block_header(f, rb, errp);
+}
+
+static void multifd_sink_section_begin(QEMUFile *f)
+{
+    /* Each section names its first block again (legacy zero records). */
+    send_state->last_main_block = NULL;
+}
+
+/*
+ * zero-page-detection=legacy: the migration thread found a zero page.
+ * Over sockets it goes on the main stream as a ZERO record; over a file
+ * its slot is just marked empty (channels set bits in the same words).
+ */
+static void multifd_send_legacy_zero(MultiFDSendState *s, QEMUFile *f,
+                                     RAMBlock *rb, uint64_t offset)
+{
+    if (!s->socket_addr) {
+        clear_bit_atomic(offset >> TARGET_PAGE_BITS, rb->file_bmap);
+        return;
+    }
+    if (s->last_main_block == rb) {
+        qemu_put_be64(f, offset | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE);
+    } else {
+        size_t len = strlen(rb->idstr);
+
+        qemu_put_be64(f, offset | RAM_SAVE_FLAG_ZERO);
+        qemu_put_byte(f, len);
+        qemu_put_buffer(f, (const uint8_t *)rb->idstr, len);
+        s->last_main_block = rb;
+    }
+    qemu_put_byte(f, 0);
+}
+
+static int multifd_sink_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
+                                   uint64_t npages)
+{
+    MultiFDSendState *s = send_state;
+    bool legacy_zero = s->zero_detection == ZERO_PAGE_DETECTION_LEGACY;
+    uint64_t zero = 0;
+    int ret;
+
+    /*
+     * The dirty bitmap was refilled since pages were handed out: one of
+     * those may be among these, so sync before it can go out again.
+     */
+    if (s->dirty_since_sync &&
+        stat64_get(&mig_stats.dirty_sync_count) != s->sync_gen) {
+        ret = multifd_send_sync(s, f);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (uint64_t page = first; page < first + npages; page++) {
+        uint64_t offset = page << TARGET_PAGE_BITS;
+        MultiFDBatch *b = s->pending;
+
+        if (legacy_zero && buffer_is_zero(rb->host + offset, TARGET_PAGE_SIZE)) {
+            multifd_send_legacy_zero(s, f, rb, offset);
+            zero++;
+            continue;
+        }
+        if (b->num && (b->rb != rb || b->num == MULTIFD_BATCH_MAX_PAGES)) {
+            ret = multifd_send_flush_batch(s, f);
+            if (ret < 0) {
+                return ret;
+            }
+            b = s->pending;
+        }
+        if (!b->num) {
+            b->rb = rb;
+            b->pages_offset =
+                s->socket_addr ? 0 : mapped_ram_block_pages_offset(rb);
+        }
+        b->offset[b->num++] = offset;
+    }
+    stat64_add(&mig_stats.zero_pages, zero);
+    s->dirty_since_sync = true;
+    return qemu_file_get_error(f);
+}
+
+static int multifd_sink_pass_done(QEMUFile *f)
+{
+    return multifd_send_sync(send_state, f);
+}
+
+static int multifd_sink_complete(QEMUFile *f)
+{
+    MultiFDSendState *s = send_state;
+    GError *err = NULL;
+    bool ok;
+    int ret;
+
+    ret = multifd_send_sync(s, f);
+    if (ret < 0) {
+        return ret;
+    }
+    /* Everything is written (or queued in the sockets) before we go on. */
+    g_mutex_lock(&s->lock);
+    ok = multifd_send_wait_idle(s, NULL, &err);
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+        return multifd_send_fail(f, err);
+    }
+    if (!s->socket_addr) {
+        return mapped_ram_save_bitmaps(f);
+    }
+    return 0;
+}
+
+const RAMPageSink multifd_ram_sink = {
+    .name = "multifd",
+    .setup = multifd_sink_setup,
+    .block_header = multifd_sink_block_header,
+    .section_begin = multifd_sink_section_begin,
+    .send_pages = multifd_sink_send_pages,
+    .pass_done = multifd_sink_pass_done,
+    .complete = multifd_sink_complete,
+    .cleanup = multifd_send_cleanup,
+};
+
+/* ------------------------------------------------------------------ */
+/* Receive side                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct MultiFDRecvState {
+    GMutex lock;
+    GCond main_cond; /* the load thread waits here */
+    bool file;
+    int expected;   /* channels of this migration; 0 until known */
+    GPtrArray *all; /* every channel object, named or not yet */
+    MultiFDRecvChannel **by_id;
+    int registered;
+    uint8_t uuid[16];
+    bool have_uuid;
+    uint64_t flushes; /* MULTIFD_FLUSH records the load thread passed */
+    int next;         /* file: round robin */
+    GError *error;
+    bool quit;
+} MultiFDRecvState;
+
+/* recv_lock guards the pointer: the main loop and the load thread race. */
+static GMutex recv_lock;
+static MultiFDRecvState *recv_state;
+/* The load ended: late connections are closed right away. */
+static bool recv_done;
+
+static MultiFDRecvState *multifd_recv_state_new(bool file, int expected)
+{
+    MultiFDRecvState *st = g_new0(MultiFDRecvState, 1);
+
+    g_mutex_init(&st->lock);
+    g_cond_init(&st->main_cond);
+    st->file = file;
+    st->all = g_ptr_array_new();
+    /* Sockets learn the count from the first init message. */
+    st->expected = expected;
+    multifd_stats_reset(file ? expected : 255, file ? expected : 0);
+    if (expected) {
+        st->by_id = g_new0(MultiFDRecvChannel *, expected);
+    }
+    return st;
+}
+
+/* The socket receive state, created by whoever needs it first. */
+static MultiFDRecvState *multifd_recv_socket_state(void)
+{
+    MultiFDRecvState *st;
+
+    g_mutex_lock(&recv_lock);
+    if (!recv_state && !recv_done) {
+        recv_state = multifd_recv_state_new(false, 0);
+    }
+    st = recv_state;
+    g_mutex_unlock(&recv_lock);
+    return st;
+}
+
+static MultiFDRecvChannel *multifd_recv_channel_new(MultiFDRecvState *st)
+{
+    MultiFDRecvChannel *c = g_new0(MultiFDRecvChannel, 1);
+
+    c->id = -1;
+    c->state = st;
+    g_cond_init(&c->cond);
+    return c;
+}
+
+bool multifd_recv_new_channel(QIOChannel *ioc)
+{
+    MultiFDRecvState *st = multifd_recv_socket_state();
+    MultiFDRecvChannel *c;
+    bool enough;
+
+    if (!st || st->file) {
+        qio_channel_unref(ioc);
+        return true;
+    }
+    c = multifd_recv_channel_new(st);
+    c->ioc = ioc;
+    g_mutex_lock(&st->lock);
+    if (st->quit) {
+        g_mutex_unlock(&st->lock);
+        qio_channel_unref(ioc);
+        g_cond_clear(&c->cond);
+        g_free(c);
+        return true;
+    }
+    g_ptr_array_add(st->all, c);
+    enough = st->expected && (int)st->all->len >= st->expected;
+    c->thread = g_thread_new("mig/dst/recv", multifd_socket_recv_thread, c);
+    g_mutex_unlock(&st->lock);
+    return enough;
+}
+
+static gboolean multifd_stop_listener(gpointer opaque)
+{
+    socket_incoming_stop();
+    return G_SOURCE_REMOVE;
+}
+
+static void uuid_format(const uint8_t u[16], char out[37])
+{
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+             u[11], u[12], u[13], u[14], u[15]);
+}
+
+bool multifd_recv_register(MultiFDRecvChannel *c, const uint8_t uuid[16],
+                           unsigned id, unsigned count, GError **errp)
+{
+    MultiFDRecvState *st = c->state;
+    bool all_here = false;
+
+    g_mutex_lock(&st->lock);
+    if (!st->have_uuid) {
+        /* The first channel names the migration; the rest must match. */
+        memcpy(st->uuid, uuid, 16);
+        st->have_uuid = true;
+        st->expected = count;
+        st->by_id = g_new0(MultiFDRecvChannel *, count);
+        multifd_stats_set_count(count);
+    } else if (memcmp(st->uuid, uuid, 16)) {
+        char got[37], want[37];
+
+        uuid_format(uuid, got);
+        uuid_format(st->uuid, want);
+        error_setg(errp,
+                   "multifd: received uuid '%s' and expected uuid '%s' "
+                   "for channel %u",
+                   got, want, id);
+        goto fail;
+    }
+    if (count != (unsigned)st->expected) {
+        error_setg(errp,
+                   "multifd: channel %u says the source has %u channels, "
+                   "an earlier one said %d",
+                   id, count, st->expected);
+        goto fail;
+    }
+    if (id >= count) {
+        error_setg(errp,
+                   "multifd: received channel id %u is greater than number "
+                   "of channels %u",
+                   id, count);
+        goto fail;
+    }
+    if (st->by_id[id]) {
+        error_setg(errp, "multifd: channel %u connected twice", id);
+        goto fail;
+    }
+    st->by_id[id] = c;
+    c->id = id;
+    c->stats = multifd_stats_slot(id);
+    st->registered++;
+    all_here = st->registered == st->expected;
+    g_cond_broadcast(&st->main_cond);
+    g_mutex_unlock(&st->lock);
+    if (all_here) {
+        main_loop_invoke(multifd_stop_listener, NULL);
+    }
+    return true;
+
+fail:
+    g_mutex_unlock(&st->lock);
+    return false;
+}
+
+bool multifd_recv_channel_synced(MultiFDRecvChannel *c)
+{
+    MultiFDRecvState *st = c->state;
+    bool ok;
+
+    g_mutex_lock(&st->lock);
+    c->syncs++;
+    g_cond_broadcast(&st->main_cond);
+    /* Nothing after the SYNC may land before the main stream gets here. */
+    while (st->flushes < c->syncs && !st->quit && !st->error) {
+        g_cond_wait(&c->cond, &st->lock);
+    }
+    ok = !st->quit && !st->error;
+    g_mutex_unlock(&st->lock);
+    return ok;
+}
+
+void multifd_recv_channel_finished(MultiFDRecvChannel *c)
+{
+    MultiFDRecvState *st = c->state;
+
+    g_mutex_lock(&st->lock);
+    c->finished = true;
+    g_cond_broadcast(&st->main_cond);
+    g_mutex_unlock(&st->lock);
+}
+
+bool multifd_recv_quitting(MultiFDRecvChannel *c)
+{
+    MultiFDRecvState *st = c->state;
+    bool quit;
+
+    g_mutex_lock(&st->lock);
+    quit = st->quit;
+    g_mutex_unlock(&st->lock);
+    return quit;
+}
+
+void multifd_recv_set_error(MultiFDRecvChannel *c, GError *err)
+{
+    MultiFDRecvState *st = c->state;
+    MigrationIncomingState *mis = migration_incoming_get_current();
+
+    if (c->id >= 0) {
+        error_prepend(&err, "multifd channel %d: ", c->id);
+    }
+    g_mutex_lock(&st->lock);
+    if (st->quit || st->error) {
+        g_mutex_unlock(&st->lock);
+        g_error_free(err);
+        return;
+    }
+    st->error = g_error_copy(err);
+    g_cond_broadcast(&st->main_cond);
+    for (guint i = 0; i < st->all->len; i++) {
+        MultiFDRecvChannel *other = g_ptr_array_index(st->all, i);
+
+        g_cond_signal(&other->cond);
+    }
+    g_mutex_unlock(&st->lock);
+
+    /*
+     * The load thread may be blocked reading the main stream: the incoming
+     * migration reports this error (the first one wins) and the main
+     * channel is shut down so the loader stops right away.
+     */
+    g_mutex_lock(&mis->lock);
+    if (!mis->error) {
+        mis->error = err;
+        err = NULL;
+    }
+    if (mis->ioc &&
+        qio_channel_has_feature(mis->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+        qio_channel_shutdown(mis->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+    }
+    g_mutex_unlock(&mis->lock);
+    g_clear_error(&err);
+}
+
+/*
+ * st->lock held: false (and *errp set) when the load must stop waiting:
+ * a channel failed, or the VM is shutting down.
+ */
+static bool multifd_recv_check(MultiFDRecvState *st, GError **errp)
+{
+    if (st->error) {
+        *errp = g_error_copy(st->error);
+        return false;
+    }
+    if (qemu_system_shutdown_requested()) {
+        error_setg(errp, "multifd: the VM is shutting down");
+        return false;
+    }
+    return true;
+}
+
+int multifd_recv_sync_main(GError **errp)
+{
+    MultiFDRecvState *st;
+    uint64_t target;
+
+    if (!migrate_multifd()) {
+        return 0; /* nothing travels on channels we do not have */
+    }
+    st = multifd_recv_socket_state();
+    if (!st || st->file) {
+        error_setg(errp, "multifd: unexpected MULTIFD_FLUSH");
+        return -1;
+    }
+    g_mutex_lock(&st->lock);
+    target = st->flushes + 1;
+    for (;;) {
+        bool ready = st->have_uuid && st->registered == st->expected;
+
+        if (!multifd_recv_check(st, errp)) {
+            g_mutex_unlock(&st->lock);
+            return -1;
+        }
+        for (int i = 0; ready && i < st->expected; i++) {
+            MultiFDRecvChannel *c = st->by_id[i];
+
+            if (c->syncs >= target) {
+                continue;
+            }
+            if (c->finished) {
+                error_setg(errp,
+                           "multifd channel %d: closed before sync point "
+                           "%" PRIu64,
+                           i, target);
+                g_mutex_unlock(&st->lock);
+                return -1;
+            }
+            ready = false;
+        }
+        if (ready) {
+            break;
+        }
+        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+    }
+    st->flushes = target;
+    for (int i = 0; i < st->expected; i++) {
+        g_cond_signal(&st->by_id[i]->cond);
+    }
+    g_mutex_unlock(&st->lock);
+    return 0;
+}
+
+/* --- file: read jobs --- */
+
+static gpointer multifd_file_recv_thread(gpointer opaque)
+{
+    MultiFDRecvChannel *c = opaque;
+    MultiFDRecvState *st = c->state;
+    GError *err = NULL;
+
+    g_mutex_lock(&st->lock);
+    for (;;) {
+        MultiFDReadJob job;
+        int ret;
+
+        while (!c->busy && !st->quit) {
+            g_cond_wait(&c->cond, &st->lock);
+        }
+        if (!c->busy) {
+            break;
+        }
+        job = c->job;
+        g_mutex_unlock(&st->lock);
+
+        ret = multifd_file_recv_read(c, &job, &err);
+
+        g_mutex_lock(&st->lock);
+        c->busy = false;
+        g_cond_broadcast(&st->main_cond);
+        if (ret < 0) {
+            break;
+        }
+    }
+    g_mutex_unlock(&st->lock);
+    if (err) {
+        multifd_recv_set_error(c, err);
+    }
+    return NULL;
+}
+
+int multifd_recv_file_setup(GError **errp)
+{
+    MultiFDRecvState *st;
+    int count = migrate_multifd_channels();
+
+    g_mutex_lock(&recv_lock);
+    st = recv_state;
+    g_mutex_unlock(&recv_lock);
+    if (st) {
+        if (!st->file || st->registered < st->expected) {
+            error_setg(errp, "multifd: the file channels are not usable");
+            return -1;
+        }
+        return 0;
+    }
+    st = multifd_recv_state_new(true, count);
+    for (int i = 0; i < count; i++) {
+        MultiFDRecvChannel *c = multifd_recv_channel_new(st);
+
+        c->id = i;
+        c->stats = multifd_stats_slot(i);
+        g_ptr_array_add(st->all, c);
+        st->by_id[i] = c;
+        if (multifd_file_recv_open(c, errp) < 0) {
+            break;
+        }
+        st->registered++;
+    }
+    g_mutex_lock(&recv_lock);
+    recv_state = st;
+    g_mutex_unlock(&recv_lock);
+    if (st->registered < count) {
+        return -1; /* cleanup closes what was opened */
+    }
+    for (int i = 0; i < count; i++) {
+        MultiFDRecvChannel *c = st->by_id[i];
+
+        c->thread = g_thread_new("mig/dst/read", multifd_file_recv_thread, c);
+    }
+    return 0;
+}
+
+int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp)
+{
+    MultiFDRecvState *st = recv_state;
+
+    g_mutex_lock(&st->lock);
+    for (;;) {
+        if (!multifd_recv_check(st, errp)) {
+            g_mutex_unlock(&st->lock);
+            return -1;
+        }
+        for (int i = 0; i < st->expected; i++) {
+            MultiFDRecvChannel *c = st->by_id[(st->next + i) % st->expected];
+
+            if (!c->busy) {
+                st->next = (c->id + 1) % st->expected;
+                c->job = *job;
+                c->busy = true;
+                g_cond_signal(&c->cond);
+                g_mutex_unlock(&st->lock);
+                return 0;
+            }
+        }
+        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+    }
+}
+
+int multifd_recv_wait_reads(GError **errp)
+{
+    MultiFDRecvState *st = recv_state;
+
+    if (!st) {
+        return 0;
+    }
+    g_mutex_lock(&st->lock);
+    for (;;) {
+        bool idle = true;
+
+        if (!multifd_recv_check(st, errp)) {
+            g_mutex_unlock(&st->lock);
+            return -1;
+        }
+        for (int i = 0; i < st->expected; i++) {
+            idle &= !st->by_id[i]->busy;
+        }
+        if (idle) {
+            break;
+        }
+        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+    }
+    g_mutex_unlock(&st->lock);
+    return 0;
+}
+
+void multifd_recv_cleanup(void)
+{
+    MultiFDRecvState *st;
+
+    g_mutex_lock(&recv_lock);
+    st = recv_state;
+    recv_state = NULL;
+    if (st) {
+        recv_done = true;
+    }
+    g_mutex_unlock(&recv_lock);
+    /*
+     * No more channels: the listener, kept open for them, closes on the
+     * main loop (also when none ever came).
+     */
+    if (migrate_multifd() && !(st && st->file)) {
+        main_loop_invoke(multifd_stop_listener, NULL);
+    }
+    if (!st) {
+        return;
+    }
+    g_mutex_lock(&st->lock);
+    st->quit = true;
+    for (guint i = 0; i < st->all->len; i++) {
+        MultiFDRecvChannel *c = g_ptr_array_index(st->all, i);
+
+        /* Unblocks a read; a file read job just finishes. */
+        if (c->ioc &&
+            qio_channel_has_feature(c->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
+            qio_channel_shutdown(c->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+        }
+        g_cond_signal(&c->cond);
+    }
+    g_mutex_unlock(&st->lock);
+
+    for (guint i = 0; i < st->all->len; i++) {
+        MultiFDRecvChannel *c = g_ptr_array_index(st->all, i);
+
+        if (c->thread) {
+            g_thread_join(c->thread);
+        }
+        if (c->ioc) {
+            qio_channel_close(c->ioc, NULL);
+            qio_channel_unref(c->ioc);
+        }
+        multifd_socket_recv_free(c);
+        g_cond_clear(&c->cond);
+        g_free(c);
+    }
+    g_ptr_array_free(st->all, true);
+    g_free(st->by_id);
+    g_clear_error(&st->error);
+    g_mutex_clear(&st->lock);
+    g_cond_clear(&st->main_cond);
+    g_free(st);
+}
