@@ -82,7 +82,10 @@ extern const RAMPageSink mapped_ram_sink;
  */
 int mapped_ram_save_setup(QEMUFile *f, GError **errp);
 int mapped_ram_save_block_header(QEMUFile *f, RAMBlock *rb, GError **errp);
-/* Absolute file offset of page 0 of rb; block_header must have run. */
+/*
+ * Absolute file offset of page 0 of rb; block_header must have run. Like
+ * every function of this group, migration thread only (it caches lookups).
+ */
 uint64_t mapped_ram_block_pages_offset(RAMBlock *rb);
 /* Writes every block's rb->file_bmap at its bitmap_offset (main channel). */
 int mapped_ram_save_bitmaps(QEMUFile *f);

@@ -25,14 +25,14 @@
 
 typedef struct Options {
     uint64_t ram_size; /* 0: not given */
-    const char *name;
+    char *name;
     bool start_stopped;
     int smp;
     GPtrArray *qmp;    /* const char * */
     GPtrArray *hmp;    /* const char * */
     GPtrArray *add_fd; /* const char * */
     const char *serial;
-    const char *memory_backend;
+    char *memory_backend;
     const char *workload;
     const char *incoming;
     const char *pidfile;
@@ -116,7 +116,8 @@ static void parse_machine(Options *o, const char *arg)
     }
     backend = opts_take(opts, "memory-backend");
     if (backend) {
-        o->memory_backend = backend; /* lives until exit */
+        g_free(o->memory_backend);
+        o->memory_backend = backend;
     }
     if (!opts_check_empty(opts, "-machine", &err)) {
         die_error(err);
@@ -124,12 +125,12 @@ static void parse_machine(Options *o, const char *arg)
 }
 
 /* "-name NAME" or QEMU's "-name guest=NAME[,...]". */
-static const char *parse_name(const char *arg)
+static char *parse_name(const char *arg)
 {
     if (g_str_has_prefix(arg, "guest=")) {
         return g_strndup(arg + 6, strcspn(arg + 6, ","));
     }
-    return arg;
+    return g_strdup(arg);
 }
 
 static void parse_args(Options *o, int argc, char **argv)
@@ -183,6 +184,7 @@ static void parse_args(Options *o, int argc, char **argv)
                 die("-m: invalid RAM size '%s'", arg);
             }
         } else if (!strcmp(opt, "name")) {
+            g_free(o->name);
             o->name = parse_name(arg);
         } else if (!strcmp(opt, "smp")) {
             o->smp = parse_smp(arg);
@@ -366,17 +368,17 @@ int main(int argc, char **argv)
     for (i = 0; i < o.add_fd->len; i++) {
         if (!monitor_fdset_add_from_cmdline(g_ptr_array_index(o.add_fd, i),
                                             &err)) {
-            die("-add-fd: %s", err->message);
+            die_error(err); /* the message names the option */
         }
     }
     for (i = 0; i < o.qmp->len; i++) {
         if (!monitor_init_qmp(g_ptr_array_index(o.qmp, i), &err)) {
-            die("-qmp: %s", err->message);
+            die_error(err); /* the message names the option */
         }
     }
     for (i = 0; i < o.hmp->len; i++) {
         if (!monitor_init_hmp(g_ptr_array_index(o.hmp, i), &err)) {
-            die("-monitor: %s", err->message);
+            die_error(err); /* the message names the option */
         }
     }
     if (!serial_init(o.serial, &err)) {
@@ -407,9 +409,19 @@ int main(int argc, char **argv)
     cpus_shutdown();
     monitor_cleanup();
     serial_cleanup();
+    /*
+     * Guest RAM stays mapped until the process ends: nothing may still
+     * touch it after this point, but unmapping gigabytes buys nothing.
+     */
     if (o.pidfile) {
         unlink(o.pidfile);
     }
     bql_unlock();
+
+    g_free(o.name);
+    g_free(o.memory_backend);
+    g_ptr_array_unref(o.qmp);
+    g_ptr_array_unref(o.hmp);
+    g_ptr_array_unref(o.add_fd);
     return 0;
 }

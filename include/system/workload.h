@@ -18,7 +18,11 @@ typedef struct WorkloadClass {
     const char *name;
     size_t instance_size; /* the workload's own struct, starting with
                              Workload */
-    /* Parse options (a key=value table) before RAM is touched. */
+    /*
+     * Parse options (a key=value table) before RAM is touched, taking the
+     * keys it knows with opts_take*() (system/opts.h): workload_create()
+     * rejects any key left in the table.
+     */
     bool (*init)(Workload *wl, GHashTable *opts, GError **errp);
     /*
      * One bounded slice of guest work (well under a millisecond), so a

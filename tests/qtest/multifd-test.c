@@ -1,0 +1,862 @@
+/*
+ * multifd end to end (issue 5): guests saved over several channels and
+ * loaded in another process, over a mapped-ram file and over unix: and
+ * tcp: sockets (with and without compression). Every case checks guest
+ * memory: the a-b checker on the destination, and per-block digests equal
+ * to the source's when both are stopped. Also: a file written with N
+ * channels loads with M (and without multifd) and is byte-identical to one
+ * written without multifd; zero-page-detection none / legacy / multifd
+ * give the same memory; a channel that breaks fails the whole migration
+ * cleanly while the source keeps running; the refusal messages.
+ */
+#include "qemu/osdep.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "libqtest.h"
+
+#define AB_ARGS     "-m 128M -workload a-b"
+#define RAM_SIZE    (128 * MiB)
+#define MIG_TIMEOUT 120
+
+/* --- helpers --- */
+
+static void stop(QTestState *s)
+{
+    qtest_qmp_assert_success(s, "{'execute': 'stop'}");
+}
+
+static void cont(QTestState *s)
+{
+    qtest_qmp_assert_success(s, "{'execute': 'cont'}");
+}
+
+static void assert_status(QTestState *s, const char *expected)
+{
+    g_autofree char *status = qtest_query_status(s);
+
+    g_assert_cmpstr(status, ==, expected);
+}
+
+static char *tmp_path(QTestState *s, const char *name)
+{
+    return g_build_filename(qtest_tmpdir(s), name, NULL);
+}
+
+/* An a-b guest that has run a little, migration bandwidth unlimited. */
+static QTestState *start_source(void)
+{
+    QTestState *src = qtest_init(AB_ARGS);
+
+    qtest_wait_serial(src, "AB", 60);
+    migrate_set_parameter(src, "max-bandwidth", "0");
+    return src;
+}
+
+/* -S: the guest stays paused after the load, so it can be compared. */
+static QTestState *start_destination(bool paused)
+{
+    return qtest_init_incoming("defer", paused ? AB_ARGS " -S" : AB_ARGS);
+}
+
+/* multifd with n channels (0: off), with or without mapped-ram. */
+static void set_multifd(QTestState *s, int channels, bool mapped_ram)
+{
+    migrate_set_capability(s, "mapped-ram", mapped_ram);
+    migrate_set_capability(s, "multifd", channels > 0);
+    if (channels > 0) {
+        g_autofree char *n = g_strdup_printf("%d", channels);
+
+        migrate_set_parameter(s, "multifd-channels", n);
+    }
+}
+
+static void migrate_uri(QTestState *s, const char *uri)
+{
+    qtest_qmp_assert_success(
+        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
+}
+
+static void migrate_incoming_uri(QTestState *s, const char *uri)
+{
+    qtest_qmp_assert_success(
+        s, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}", uri);
+}
+
+static void assert_same_ram(QTestState *a, QTestState *b)
+{
+    g_autoptr(GHashTable) da = qtest_ram_digests(a);
+    g_autoptr(GHashTable) db = qtest_ram_digests(b);
+    GHashTableIter iter;
+    gpointer name, digest;
+
+    g_assert_cmpuint(g_hash_table_size(da), ==, g_hash_table_size(db));
+    g_hash_table_iter_init(&iter, da);
+    while (g_hash_table_iter_next(&iter, &name, &digest)) {
+        const char *other = g_hash_table_lookup(db, name);
+
+        if (g_strcmp0(digest, other)) {
+            g_error("RAM block %s differs: %s vs %s", (char *)name,
+                    (char *)digest, other);
+        }
+    }
+}
+
+/* The guest must be stopped. */
+static void assert_ab_ok(QTestState *s)
+{
+    g_autofree char *report = NULL;
+
+    if (!qtest_ab_check(s, RAM_SIZE, &report)) {
+        g_error("a-b check failed: %s", report);
+    }
+}
+
+/* After cont the destination's guest runs on: it prints B's of its own. */
+static void assert_alive(QTestState *dst)
+{
+    g_autofree char *before = qtest_serial_read(dst);
+    g_autofree char *want = g_strdup_printf("%sBB", before);
+
+    cont(dst);
+    qtest_wait_serial(dst, want, 60);
+}
+
+static JsonObject *query_migrate_ram(QTestState *s, JsonNode **hold)
+{
+    *hold = qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
+    return qtest_json_get_object(json_node_get_object(*hold), "ram");
+}
+
+/*
+ * x-query-multifd-channels lists n channels and every one carried pages,
+ * so the work was spread; HMP's info migrate shows them too (source).
+ */
+static void assert_channels_used(QTestState *s, int n, bool source)
+{
+    g_autoptr(JsonNode) ret =
+        qtest_qmp_assert_success_ref(s, "{'execute': 'x-query-multifd-channels'}");
+    JsonArray *arr = json_node_get_array(ret);
+
+    g_assert_cmpuint(json_array_get_length(arr), ==, n);
+    for (int i = 0; i < n; i++) {
+        JsonObject *c = json_array_get_object_element(arr, i);
+
+        g_assert_cmpint(qtest_json_get_int(c, "id"), ==, i);
+        g_assert_cmpint(qtest_json_get_int(c, "pages"), >, 0);
+        g_assert_cmpint(qtest_json_get_int(c, "bytes"), >, 0);
+    }
+    if (source) {
+        g_autofree char *hmp = qtest_hmp(s, "info migrate");
+        g_autofree char *line =
+            g_strdup_printf("multifd channel %d: ", n - 1);
+
+        g_assert_nonnull(strstr(hmp, line));
+        g_assert_nonnull(strstr(hmp, "multifd bytes: "));
+    }
+}
+
+/* The source's figures of a completed multifd migration. */
+static void assert_multifd_figures(QTestState *src, bool zero_pages)
+{
+    g_autoptr(JsonNode) hold = NULL;
+    JsonObject *ram = query_migrate_ram(src, &hold);
+    int64_t normal = qtest_json_get_int(ram, "normal");
+
+    g_assert_cmpint(normal, >, 0);
+    g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >=,
+                    normal * 4096);
+    g_assert_cmpint(qtest_json_get_int(ram, "transferred"), >=,
+                    qtest_json_get_int(ram, "multifd-bytes"));
+    g_assert_cmpint(qtest_json_get_int(ram, "pages-per-second"), >, 0);
+    if (zero_pages) {
+        g_assert_cmpint(qtest_json_get_int(ram, "duplicate"), >, 0);
+    } else {
+        g_assert_cmpint(qtest_json_get_int(ram, "duplicate"), ==, 0);
+    }
+}
+
+/*
+ * Loads uri into a fresh destination (-S) with multifd set as given and
+ * checks it against the stopped source.
+ */
+static void load_file_and_check(QTestState *src, const char *uri,
+                                int channels, bool src_ran)
+{
+    QTestState *dst = start_destination(true);
+
+    set_multifd(dst, channels, true);
+    migrate_incoming_uri(dst, uri);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    assert_status(dst, "paused");
+    assert_same_ram(src, dst);
+    assert_ab_ok(dst);
+    if (channels) {
+        assert_channels_used(dst, channels, false);
+    }
+    (void)src_ran;
+    assert_alive(dst);
+    qtest_quit(dst);
+}
+
+/* --- file: with mapped-ram --- */
+
+/* A stopped guest, 4 channels each way. */
+static void test_file_mapped_ram(void)
+{
+    QTestState *src = start_source();
+    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    stop(src);
+    set_multifd(src, 4, true);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    assert_status(src, "postmigrate");
+    assert_multifd_figures(src, true);
+    assert_channels_used(src, 4, true);
+    load_file_and_check(src, uri, 4, false);
+    qtest_quit(src);
+}
+
+/* A running guest: pages dirtied again are rewritten at their slots. */
+static void test_file_mapped_ram_live(void)
+{
+    QTestState *src = start_source();
+    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    struct stat st;
+
+    set_multifd(src, 4, true);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    assert_status(src, "postmigrate");
+    assert_ab_ok(src);
+    /* Fixed slots: the file stays about the size of RAM. */
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, <, 140 * MiB);
+    load_file_and_check(src, uri, 4, true);
+    qtest_quit(src);
+}
+
+static gchar *read_file(const char *path, gsize *len)
+{
+    gchar *data = NULL;
+
+    g_assert_true(g_file_get_contents(path, &data, len, NULL));
+    return data;
+}
+
+static uint64_t be64_at(const gchar *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        v = v << 8 | (uint8_t)p[i];
+    }
+    return v;
+}
+
+/*
+ * Where the RAM part of a mapped-ram file ends: past the page area of the
+ * last block. Each block is listed in the START section as u8 length,
+ * name, be64 used_length, then its 28-byte MappedRamHeader with
+ * pages_offset in its last 8 bytes.
+ */
+static uint64_t mapped_ram_end(const gchar *data, gsize len)
+{
+    static const struct {
+        const char *name;
+        uint64_t size;
+    } blocks[] = {{"pc.ram", RAM_SIZE},
+                  {"vga.vram", 8 * MiB},
+                  {"pc.bios", 256 * KiB}};
+    uint64_t end = 0;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(blocks); i++) {
+        size_t n = strlen(blocks[i].name);
+        const gchar *p = NULL;
+
+        for (gsize at = 0; at + 1 + n + 8 + 28 <= MIN(len, 64 * KiB); at++) {
+            if ((uint8_t)data[at] == n && !memcmp(data + at + 1,
+                                                  blocks[i].name, n) &&
+                be64_at(data + at + 1 + n) == blocks[i].size) {
+                p = data + at + 1 + n + 8;
+                break;
+            }
+        }
+        g_assert_nonnull(p);
+        end = MAX(end, be64_at(p + 20) + blocks[i].size);
+    }
+    g_assert_cmpuint(end, <=, len);
+    return end;
+}
+
+/*
+ * Written with 4 channels: the RAM part (headers, bitmaps, every page
+ * slot) is byte-identical to the file written without multifd (the
+ * sections after it may differ: how many PART sections, the run state);
+ * it loads with 1, 2 and 8 channels and without multifd; the
+ * file written without multifd loads with 4.
+ */
+static void test_file_cross_load(void)
+{
+    QTestState *src = start_source();
+    g_autofree char *path4 = tmp_path(src, "mig4.img");
+    g_autofree char *path0 = tmp_path(src, "mig0.img");
+    g_autofree char *uri4 = g_strdup_printf("file:%s", path4);
+    g_autofree char *uri0 = g_strdup_printf("file:%s", path0);
+    g_autofree gchar *data4 = NULL, *data0 = NULL;
+    gsize len4, len0;
+    static const int loads[] = {1, 2, 8, 0};
+
+    stop(src);
+    set_multifd(src, 4, true);
+    migrate_uri(src, uri4);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    set_multifd(src, 0, true);
+    migrate_uri(src, uri0);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+
+    data4 = read_file(path4, &len4);
+    data0 = read_file(path0, &len0);
+    g_assert_cmpuint(mapped_ram_end(data4, len4), ==,
+                     mapped_ram_end(data0, len0));
+    g_assert_true(memcmp(data4, data0, mapped_ram_end(data4, len4)) == 0);
+    g_clear_pointer(&data4, g_free);
+    g_clear_pointer(&data0, g_free);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(loads); i++) {
+        load_file_and_check(src, uri4, loads[i], false);
+    }
+    load_file_and_check(src, uri0, 4, false);
+    qtest_quit(src);
+}
+
+/* --- sockets --- */
+
+/* A TCP port nobody listens on right now (the kernel's pick). */
+static int free_tcp_port(void)
+{
+    struct sockaddr_in addr = {
+        .sin_family = AF_INET,
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+typedef struct SocketCase {
+    const char *transport; /* "unix" or "tcp" */
+    const char *compression;
+    bool live;
+    const char *zero_page_detection; /* NULL: default (multifd) */
+} SocketCase;
+
+static char *socket_uri(QTestState *dst, const char *transport)
+{
+    if (!strcmp(transport, "unix")) {
+        g_autofree char *sock = tmp_path(dst, "mig.sock");
+
+        return g_strdup_printf("unix:%s", sock);
+    }
+    return g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+}
+
+/*
+ * The source uses 4 channels; the destination keeps the default of 2: it
+ * takes the count from the channels' init messages.
+ */
+static void run_socket_case(QTestState *src, const SocketCase *tc)
+{
+    QTestState *dst = start_destination(true);
+    g_autofree char *uri = socket_uri(dst, tc->transport);
+    g_autofree char *comp = g_strdup_printf("'%s'", tc->compression);
+    bool zero = !tc->zero_page_detection ||
+                strcmp(tc->zero_page_detection, "none") != 0;
+
+    set_multifd(src, 4, false);
+    migrate_set_parameter(src, "multifd-compression", comp);
+    if (tc->zero_page_detection) {
+        g_autofree char *zpd = g_strdup_printf("'%s'", tc->zero_page_detection);
+
+        migrate_set_parameter(src, "zero-page-detection", zpd);
+    }
+    set_multifd(dst, 2, false);
+    migrate_set_parameter(dst, "multifd-compression", comp);
+    migrate_incoming_uri(dst, uri);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    assert_status(src, "postmigrate");
+    assert_status(dst, "paused");
+    assert_multifd_figures(src, zero);
+    assert_channels_used(src, 4, true);
+    assert_channels_used(dst, 4, false);
+    assert_same_ram(src, dst);
+    assert_ab_ok(dst);
+    assert_alive(dst);
+    qtest_quit(dst);
+}
+
+static void test_socket(gconstpointer opaque)
+{
+    const SocketCase *tc = opaque;
+    QTestState *src = start_source();
+
+    if (!tc->live) {
+        stop(src);
+    }
+    run_socket_case(src, tc);
+    if (tc->live) {
+        assert_ab_ok(src);
+    }
+    qtest_quit(src);
+}
+
+/* --- zero-page-detection --- */
+
+/*
+ * none / legacy / multifd: the same guest memory arrives over a socket
+ * and through a mapped-ram file; only "none" counts no duplicate pages.
+ */
+static void test_zero_page_detection(void)
+{
+    static const char *const modes[] = {"none", "legacy", "multifd"};
+    QTestState *src = start_source();
+
+    stop(src);
+    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+        SocketCase tc = {"unix", "none", false, modes[i]};
+        g_autofree char *name = g_strdup_printf("zpd-%s.img", modes[i]);
+        g_autofree char *path = tmp_path(src, name);
+        g_autofree char *uri = g_strdup_printf("file:%s", path);
+        g_autofree char *zpd = g_strdup_printf("'%s'", modes[i]);
+
+        run_socket_case(src, &tc);
+
+        set_multifd(src, 3, true);
+        migrate_set_parameter(src, "zero-page-detection", zpd);
+        migrate_uri(src, uri);
+        migrate_wait_status(src, "completed", MIG_TIMEOUT);
+        assert_multifd_figures(src, strcmp(modes[i], "none") != 0);
+        load_file_and_check(src, uri, 2, false);
+    }
+    qtest_quit(src);
+}
+
+/* --- a channel that breaks --- */
+
+/*
+ * A unix-socket proxy between source and destination that forwards every
+ * connection, and breaks one after cut_after bytes from the source:
+ */
+typedef enum {
+    CUT_DEST_SIDE, /* close its destination side: the channel closes */
+    CUT_SRC_SIDE,  /* close its source side: the source's writes fail */
+    CUT_STALL,     /* stop forwarding; close when the destination goes */
+} CutMode;
+
+typedef struct Proxy {
+    char *listen_path;
+    char *target_path;
+    int lfd;
+    GThread *accept_thread;
+    GPtrArray *threads;
+    int cut_conn;
+    CutMode mode;
+    uint64_t cut_after;
+    int nconn;
+    bool cut_done; /* atomic */
+    bool stop;     /* atomic */
+} Proxy;
+
+typedef struct ProxyConn {
+    Proxy *proxy;
+    int index;
+    int src_fd;
+    int dst_fd;
+} ProxyConn;
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool proxy_stopping(Proxy *p)
+{
+    return __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST);
+}
+
+/* Copies what is readable on from to to; false at EOF or error. */
+static bool proxy_pump(int from, int to, uint64_t *count)
+{
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+
+    if (n <= 0) {
+        return false;
+    }
+    *count += n;
+    for (ssize_t done = 0; to >= 0 && done < n;) {
+        ssize_t w = write(to, buf + done, n - done);
+
+        if (w <= 0) {
+            return false;
+        }
+        done += w;
+    }
+    return true;
+}
+
+static gpointer proxy_conn_thread(gpointer opaque)
+{
+    ProxyConn *pc = opaque;
+    Proxy *p = pc->proxy;
+    bool cut = pc->index == p->cut_conn;
+    bool stalled = false;
+    uint64_t forwarded = 0, back = 0;
+
+    while (!proxy_stopping(p) && (pc->src_fd >= 0 || pc->dst_fd >= 0)) {
+        struct pollfd fds[2] = {{.fd = pc->src_fd, .events = POLLIN},
+                                {.fd = pc->dst_fd, .events = POLLIN}};
+
+        /* Stalled: the source side is not read, so its writes block. */
+        fds[0].events = stalled ? 0 : POLLIN;
+        if (poll(fds, 2, 100) <= 0) {
+            continue;
+        }
+        if (fds[0].revents && pc->src_fd >= 0 && !stalled) {
+            if (!proxy_pump(pc->src_fd, pc->dst_fd, &forwarded)) {
+                break;
+            }
+        }
+        if (fds[1].revents && pc->dst_fd >= 0) {
+            if (!proxy_pump(pc->dst_fd, pc->src_fd, &back)) {
+                break;
+            }
+        }
+        if (cut && forwarded >= p->cut_after) {
+            cut = false;
+            if (p->mode == CUT_DEST_SIDE) {
+                /* The destination sees the channel closed mid-stream. */
+                close(pc->dst_fd);
+                pc->dst_fd = -1;
+            } else if (p->mode == CUT_SRC_SIDE) {
+                /* The source's next write to this channel fails. */
+                close(pc->src_fd);
+                pc->src_fd = -1;
+            } else {
+                stalled = true;
+            }
+            __atomic_store_n(&p->cut_done, true, __ATOMIC_SEQ_CST);
+        }
+    }
+    if (pc->src_fd >= 0) {
+        close(pc->src_fd);
+    }
+    if (pc->dst_fd >= 0) {
+        close(pc->dst_fd);
+    }
+    g_free(pc);
+    return NULL;
+}
+
+static gpointer proxy_accept_thread(gpointer opaque)
+{
+    Proxy *p = opaque;
+
+    while (!proxy_stopping(p)) {
+        struct pollfd pfd = {.fd = p->lfd, .events = POLLIN};
+        ProxyConn *pc;
+        int fd;
+
+        if (poll(&pfd, 1, 100) <= 0) {
+            continue;
+        }
+        fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        pc = g_new0(ProxyConn, 1);
+        pc->proxy = p;
+        pc->index = p->nconn++;
+        pc->src_fd = fd;
+        pc->dst_fd = unix_connect(p->target_path);
+        g_assert_cmpint(pc->dst_fd, >=, 0);
+        g_ptr_array_add(p->threads,
+                        g_thread_new("proxy", proxy_conn_thread, pc));
+    }
+    return NULL;
+}
+
+static Proxy *proxy_start(const char *listen_path, const char *target_path,
+                          int cut_conn, CutMode mode, uint64_t cut_after)
+{
+    Proxy *p = g_new0(Proxy, 1);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+    p->listen_path = g_strdup(listen_path);
+    p->target_path = g_strdup(target_path);
+    p->cut_conn = cut_conn;
+    p->mode = mode;
+    p->cut_after = cut_after;
+    p->threads = g_ptr_array_new();
+    p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(p->lfd, >=, 0);
+    g_strlcpy(addr.sun_path, listen_path, sizeof(addr.sun_path));
+    g_assert_cmpint(bind(p->lfd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    g_assert_cmpint(listen(p->lfd, 16), ==, 0);
+    p->accept_thread = g_thread_new("proxy-accept", proxy_accept_thread, p);
+    return p;
+}
+
+/* Waits until the proxy broke its connection. */
+static void proxy_wait_cut(Proxy *p)
+{
+    for (int i = 0; i < qtest_scale_timeout(60) * 10; i++) {
+        if (__atomic_load_n(&p->cut_done, __ATOMIC_SEQ_CST)) {
+            return;
+        }
+        g_usleep(100 * 1000);
+    }
+    g_error("the proxy never saw enough traffic to break a channel");
+}
+
+static void proxy_stop(Proxy *p)
+{
+    __atomic_store_n(&p->stop, true, __ATOMIC_SEQ_CST);
+    g_thread_join(p->accept_thread);
+    for (guint i = 0; i < p->threads->len; i++) {
+        g_thread_join(g_ptr_array_index(p->threads, i));
+    }
+    g_ptr_array_free(p->threads, true);
+    close(p->lfd);
+    unlink(p->listen_path);
+    g_free(p->listen_path);
+    g_free(p->target_path);
+    g_free(p);
+}
+
+static char *error_desc(QTestState *s)
+{
+    g_autoptr(JsonNode) ret =
+        qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
+    JsonObject *info = json_node_get_object(ret);
+
+    return g_strdup(qtest_json_get_string(info, "error-desc"));
+}
+
+/*
+ * Connection 1 is the first multifd channel (0 is the main one). The
+ * whole migration fails on both sides; the source's guest runs on with
+ * its memory whole, and the destination's guest never runs.
+ */
+static void run_channel_failure(CutMode mode)
+{
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(false);
+    g_autofree char *real = tmp_path(dst, "real.sock");
+    g_autofree char *via = tmp_path(src, "proxy.sock");
+    g_autofree char *src_err = NULL;
+    g_autofree char *dst_err = NULL;
+    Proxy *proxy = proxy_start(via, real, 1, mode, 4 * MiB + 123);
+
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    qtest_qmp_assert_success(dst,
+                             "{'execute': 'migrate-incoming', 'arguments': "
+                             "{'uri': 'unix:%s', 'exit-on-error': false}}",
+                             real);
+    qtest_qmp_assert_success(
+        src, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", via);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
+
+    src_err = error_desc(src);
+    dst_err = error_desc(dst);
+    if (mode == CUT_DEST_SIDE) {
+        /* The destination saw its channel close in the middle. */
+        g_assert_nonnull(strstr(dst_err, "multifd channel"));
+    } else {
+        /* The source's write on that channel failed. */
+        g_assert_nonnull(strstr(src_err, "multifd channel"));
+    }
+    assert_status(src, "running");
+    assert_status(dst, "inmigrate");
+    proxy_stop(proxy);
+
+    /* The source's guest is whole and alive; it can migrate again. */
+    stop(src);
+    assert_ab_ok(src);
+    cont(src);
+    qtest_wait_serial(src, "BB", 60);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+static void test_fail_channel_closed(void)
+{
+    run_channel_failure(CUT_DEST_SIDE);
+}
+
+static void test_fail_channel_write_error(void)
+{
+    run_channel_failure(CUT_SRC_SIDE);
+}
+
+/* The destination dies mid-way: the source fails and runs on. */
+static void test_fail_destination_killed(void)
+{
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(false);
+    g_autofree char *real = tmp_path(dst, "real.sock");
+    g_autofree char *via = tmp_path(src, "proxy.sock");
+    g_autofree char *real_uri = g_strdup_printf("unix:%s", real);
+    /* The first channel stalls after 4 MiB: the migration cannot end. */
+    Proxy *proxy = proxy_start(via, real, 1, CUT_STALL, 4 * MiB);
+
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    migrate_incoming_uri(dst, real_uri);
+    qtest_qmp_assert_success(
+        src, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", via);
+    proxy_wait_cut(proxy);
+    qtest_kill(dst);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
+    proxy_stop(proxy);
+    assert_status(src, "running");
+    stop(src);
+    assert_ab_ok(src);
+    qtest_quit(src);
+}
+
+/* --- refusals --- */
+
+static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
+                        const char *qmp_fmt, ...) G_GNUC_PRINTF(4, 5);
+
+static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
+                        const char *qmp_fmt, ...)
+{
+    va_list ap;
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *want = g_strdup_printf("Error: %s\r\n", desc);
+
+    va_start(ap, qmp_fmt);
+    cmd = g_strdup_vprintf(qmp_fmt, ap);
+    va_end(ap);
+    qtest_qmp_expect_error(s, "GenericError", desc, "%s", cmd);
+    out = qtest_hmp(s, "%s", hmp_line);
+    g_assert_cmpstr(out, ==, want);
+}
+
+static void test_refusals(void)
+{
+    QTestState *s = start_source();
+    QTestState *d = start_destination(false);
+    g_autofree char *file = tmp_path(s, "m.img");
+    g_autofree char *sock = tmp_path(s, "m.sock");
+    g_autofree char *line = NULL;
+    g_autofree char *dsock = tmp_path(d, "in.sock");
+    g_autofree char *duri = g_strdup_printf("unix:%s", dsock);
+
+    /* Channel counts. */
+    expect_both(s,
+                "Parameter 'multifd_channels' expects a value between 1 "
+                "and 255",
+                "migrate_set_parameter multifd-channels 0",
+                "{'execute': 'migrate-set-parameters', 'arguments': "
+                "{'multifd-channels': 0}}");
+
+    /* multifd needs extra channels: file: only with mapped-ram. */
+    set_multifd(s, 4, false);
+    line = g_strdup_printf("migrate file:%s", file);
+    expect_both(s, "Migration requires multi-channel URIs (e.g. tcp)", line,
+                "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}",
+                file);
+    expect_both(s, "Migration requires multi-channel URIs (e.g. tcp)",
+                "migrate exec:cat > /dev/null",
+                "{'execute': 'migrate', 'arguments': "
+                "{'uri': 'exec:cat > /dev/null'}}");
+    /* direct-io needs a second descriptor: file: only. */
+    migrate_set_parameter(s, "direct-io", "true");
+    g_free(line);
+    line = g_strdup_printf("migrate unix:%s", sock);
+    expect_both(s,
+                "Migration requires a transport that allows for extra fds "
+                "(e.g. file)",
+                line, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}",
+                sock);
+    migrate_set_parameter(s, "direct-io", "false");
+    /* Compression is for sockets only. */
+    migrate_set_capability(s, "mapped-ram", true);
+    expect_both(s,
+                "Mapped-ram only available for non-compressed non-TLS "
+                "multifd migration",
+                "migrate_set_parameter multifd-compression zstd",
+                "{'execute': 'migrate-set-parameters', 'arguments': "
+                "{'multifd-compression': 'zstd'}}");
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+    assert_status(s, "running");
+
+    /* A destination decides about multifd before it starts listening. */
+    migrate_incoming_uri(d, duri);
+    expect_both(d, "Multifd must be set before incoming starts",
+                "migrate_set_capability multifd on",
+                "{'execute': 'migrate-set-capabilities', 'arguments': "
+                "{'capabilities': [{'capability': 'multifd', "
+                "'state': true}]}}");
+    qtest_quit(d);
+    qtest_quit(s);
+}
+
+int main(int argc, char **argv)
+{
+    static const SocketCase socket_cases[] = {
+        {"unix", "none", true, NULL},  {"unix", "zlib", true, NULL},
+        {"unix", "zstd", true, NULL},  {"tcp", "none", true, NULL},
+        {"tcp", "zlib", true, NULL},   {"tcp", "zstd", true, NULL},
+    };
+
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/multifd/file/mapped-ram", test_file_mapped_ram);
+    g_test_add_func("/multifd/file/mapped-ram/live", test_file_mapped_ram_live);
+    g_test_add_func("/multifd/file/mapped-ram/cross-load",
+                    test_file_cross_load);
+    for (size_t i = 0; i < G_N_ELEMENTS(socket_cases); i++) {
+        const SocketCase *tc = &socket_cases[i];
+        g_autofree char *name = g_strdup_printf(
+            "/multifd/%s/%s/live", tc->transport, tc->compression);
+
+        g_test_add_data_func(name, tc, test_socket);
+    }
+    g_test_add_func("/multifd/zero-page-detection", test_zero_page_detection);
+    g_test_add_func("/multifd/failed/channel-closed", test_fail_channel_closed);
+    g_test_add_func("/multifd/failed/channel-write-error",
+                    test_fail_channel_write_error);
+    g_test_add_func("/multifd/failed/destination-killed",
+                    test_fail_destination_killed);
+    g_test_add_func("/multifd/refusals", test_refusals);
+    return g_test_run();
+}
