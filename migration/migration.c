@@ -406,6 +406,10 @@ static gpointer migration_thread(gpointer opaque)
     if (s->connect_addr && !migration_connect(s, &err)) {
         goto out;
     }
+    /* dio: direct-io refusals fail setup before a byte is written */
+    if (multifd_file_send_check(&err) < 0) {
+        goto out;
+    }
     f = qemu_file_new_output(s->ioc);
     g_mutex_lock(&s->lock);
     s->to_dst_file = f;
@@ -693,7 +697,11 @@ static gpointer incoming_thread(gpointer opaque)
     migrate_set_state(&mis->state, MIGRATION_STATUS_SETUP,
                       MIGRATION_STATUS_ACTIVE);
     f = qemu_file_new_input(mis->ioc);
-    ret = qemu_loadvm_state(f, &err);
+    /* dio: direct-io refusals fail before anything is loaded */
+    ret = multifd_file_recv_check(&err);
+    if (ret == 0) {
+        ret = qemu_loadvm_state(f, &err);
+    }
     qemu_fclose(f);
 
     g_mutex_lock(&mis->lock);

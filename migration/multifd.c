@@ -459,7 +459,13 @@ static int multifd_send_sync(MultiFDSendState *s, QEMUFile *f)
         return multifd_send_fail(f, err);
     }
     if (s->ops->send_sync) {
+        /*
+         * Out now, not when the buffer fills: the receiving channels stop
+         * at their SYNC until the destination reads this record, so
+         * holding it back would stall them, and then us.
+         */
         qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+        qemu_fflush(f);
     }
     s->sync_gen = stat64_get(&mig_stats.dirty_sync_count);
     s->dirty_since_sync = false;

@@ -66,6 +66,18 @@ void multifd_set_incoming_file(const char *path);
 bool multifd_recv_new_channel(QIOChannel *ioc);
 
 /*
+ * migration.c, first thing on the migration thread: when the outgoing
+ * migration is multifd over a file with direct-io, opens the file the way
+ * the channels will (O_DIRECT) and checks that its file system does direct
+ * I/O at page alignment, so that a refusal fails the migration in setup,
+ * before a byte is written, with its own message ("Could not open '%s':
+ * filesystem does not support O_DIRECT"). 0 otherwise, or -1 + errp.
+ */
+int multifd_file_send_check(GError **errp);
+/* The same for an incoming multifd file load (O_RDONLY | O_DIRECT). */
+int multifd_file_recv_check(GError **errp);
+
+/*
  * ram.c, at a MULTIFD_FLUSH record: waits until every socket channel has
  * received the matching SYNC packet (all pages sent before it are in guest
  * RAM), then lets the channels go on. 0 or -1 with errp set.

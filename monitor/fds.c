@@ -41,8 +41,8 @@ static GHashTable *named_fds; /* name -> GINT_TO_POINTER(fd) */
 static void named_fds_init(void)
 {
     if (!named_fds) {
-        named_fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                          NULL);
+        named_fds =
+            g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     }
 }
 
@@ -76,8 +76,8 @@ void qmp_closefd(const char *fdname, GError **errp)
     gpointer fd;
 
     g_mutex_lock(&fds_lock);
-    if (named_fds && g_hash_table_lookup_extended(named_fds, fdname, NULL,
-                                                  &fd)) {
+    if (named_fds &&
+        g_hash_table_lookup_extended(named_fds, fdname, NULL, &fd)) {
         close(GPOINTER_TO_INT(fd));
         g_hash_table_remove(named_fds, fdname);
     } else {
@@ -94,8 +94,7 @@ int monitor_get_fd(const char *name, GError **errp)
     g_mutex_lock(&fds_lock);
     if (!named_fds ||
         !g_hash_table_lookup_extended(named_fds, name, NULL, &fd)) {
-        error_setg(errp, "File descriptor named '%s' has not been found",
-                   name);
+        error_setg(errp, "File descriptor named '%s' has not been found", name);
     } else {
         dup_fd = fcntl(GPOINTER_TO_INT(fd), F_DUPFD_CLOEXEC, 0);
         if (dup_fd < 0) {
@@ -185,8 +184,7 @@ int64_t monitor_fdset_add_fd(int fd, bool has_fdset_id, int64_t fdset_id,
 
     if (has_fdset_id && fdset_id < 0) {
         close(fd);
-        error_setg(errp,
-                   "Parameter 'fdset-id' expects a non-negative value");
+        error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
         return -1;
     }
     g_mutex_lock(&fds_lock);
@@ -311,8 +309,7 @@ static bool fd_flags_match(int fd, int flags)
 {
     int fd_flags = fcntl(fd, F_GETFL);
 
-    return fd_flags != -1 &&
-           (fd_flags & O_ACCMODE) == (flags & O_ACCMODE) &&
+    return fd_flags != -1 && (fd_flags & O_ACCMODE) == (flags & O_ACCMODE) &&
            (fd_flags & O_DIRECT) == (flags & O_DIRECT);
 }
 
@@ -467,13 +464,16 @@ bool monitor_fdset_add_from_cmdline(const char *opts, GError **errp)
         return false;
     }
     if (fd_flags & FD_CLOEXEC) {
-        error_setg(errp, "-add-fd: fd=%" PRId64
-                         " is not valid or already in use",
-                   fd);
+        error_setg(
+            errp, "-add-fd: fd=%" PRId64 " is not valid or already in use", fd);
         return false;
     }
     fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC);
-    return monitor_fdset_add_fd(fd, true, set_id, opaque, errp) >= 0;
+    if (monitor_fdset_add_fd(fd, true, set_id, opaque, errp) < 0) {
+        error_prepend(errp, "-add-fd: ");
+        return false;
+    }
+    return true;
 }
 
 /* --- exit and tests --- */

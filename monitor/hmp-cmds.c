@@ -36,8 +36,7 @@ static void hmp_info_version(GString *out, int argc, char **argv)
 {
     g_autoptr(VersionInfo) info = qmp_query_version(NULL);
 
-    g_string_append_printf(out,
-                           "%" PRId64 ".%" PRId64 ".%" PRId64 " (%s)\n",
+    g_string_append_printf(out, "%" PRId64 ".%" PRId64 ".%" PRId64 " (%s)\n",
                            info->qemu->major, info->qemu->minor,
                            info->qemu->micro, info->package);
 }
@@ -47,11 +46,9 @@ static void hmp_info_fdsets(GString *out, int argc, char **argv)
     g_autoptr(FdsetInfoList) sets = qmp_query_fdsets(NULL);
 
     for (FdsetInfoList *s = sets; s; s = s->next) {
-        g_string_append_printf(out, "fdset %" PRId64 ":\n",
-                               s->value->fdset_id);
+        g_string_append_printf(out, "fdset %" PRId64 ":\n", s->value->fdset_id);
         for (FdsetFdInfoList *f = s->value->fds; f; f = f->next) {
-            g_string_append_printf(out, "  fd %" PRId64 "%s%s\n",
-                                   f->value->fd,
+            g_string_append_printf(out, "  fd %" PRId64 "%s%s\n", f->value->fd,
                                    f->value->opaque ? ", opaque: " : "",
                                    f->value->opaque ? f->value->opaque : "");
         }
@@ -136,26 +133,24 @@ static void hmp_pmemsave(GString *out, int argc, char **argv)
 }
 
 static const HMPCommand hmp_builtin_commands[] = {
-    { "stop", "", "stop emulation", hmp_stop },
-    { "cont|c", "", "resume emulation", hmp_cont },
-    { "quit|q", "", "quit the emulator", hmp_quit },
-    { "getfd", "fdname",
-      "receive a file descriptor via SCM rights and assign it a name",
-      hmp_getfd },
-    { "closefd", "fdname",
-      "close a file descriptor previously passed via SCM rights",
-      hmp_closefd },
-    { "pmemsave", "addr size file",
-      "save to disk physical memory dump starting at 'addr' of size 'size'",
-      hmp_pmemsave },
+    {"stop", "", "stop emulation", hmp_stop},
+    {"cont|c", "", "resume emulation", hmp_cont},
+    {"quit|q", "", "quit the emulator", hmp_quit},
+    {"getfd", "fdname",
+     "receive a file descriptor via SCM rights and assign it a name",
+     hmp_getfd},
+    {"closefd", "fdname",
+     "close a file descriptor previously passed via SCM rights", hmp_closefd},
+    {"pmemsave", "addr size file",
+     "save to disk physical memory dump starting at 'addr' of size 'size'",
+     hmp_pmemsave},
 };
 
 static const HMPCommand hmp_builtin_infos[] = {
-    { "status", "", "show the current VM status (running|paused)",
-      hmp_info_status },
-    { "version", "", "show the version of minivm", hmp_info_version },
-    { "fdsets", "", "show the fd sets and their descriptors",
-      hmp_info_fdsets },
+    {"status", "", "show the current VM status (running|paused)",
+     hmp_info_status},
+    {"version", "", "show the version of minivm", hmp_info_version},
+    {"fdsets", "", "show the fd sets and their descriptors", hmp_info_fdsets},
 };
 
 void hmp_register_builtin_commands(void)

@@ -16,7 +16,7 @@
 #include "monitor/monitor-internal.h"
 #include "monitor/monitor.h"
 
-#define HMP_PROMPT "(minivm) "
+#define HMP_PROMPT         "(minivm) "
 #define HMP_MAX_LINE_BYTES (64 * 1024)
 
 static GPtrArray *hmp_commands; /* of const HMPCommand *, "name" commands */
@@ -294,8 +294,7 @@ static void hmp_conn_opened(MonitorConn *conn)
                              "information\r\n" HMP_PROMPT);
 }
 
-static void hmp_conn_run_line(MonitorConn *conn, char *line,
-                              uint64_t line_end)
+static void hmp_conn_run_line(MonitorConn *conn, char *line, uint64_t line_end)
 {
     g_autofree char *output = NULL;
     size_t len = strlen(line);
@@ -435,14 +434,16 @@ static gboolean stdio_readable(gint fd, GIOCondition cond, gpointer opaque)
 static bool hmp_init_stdio(GError **errp)
 {
     if (stdio_watch) {
-        error_setg(errp, "-monitor stdio: given more than once");
+        error_setg(errp,
+                   "-monitor: stdio is already in use by another monitor");
         return false;
     }
     stdio_line = g_string_new(NULL);
     stdio_is_tty = isatty(STDIN_FILENO);
     if (stdio_is_tty) {
-        stdio_print("minivm " MINIVM_VERSION
-                    " monitor - type 'help' for more information\r\n" HMP_PROMPT);
+        stdio_print(
+            "minivm " MINIVM_VERSION
+            " monitor - type 'help' for more information\r\n" HMP_PROMPT);
     }
     stdio_watch = g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                 stdio_readable, NULL);
@@ -459,7 +460,11 @@ bool monitor_init_hmp(const char *spec, GError **errp)
     if (!strcmp(spec, "none")) {
         return true;
     }
-    return monitor_listen(spec, &hmp_ops, "-monitor", errp);
+    if (!monitor_listen(spec, &hmp_ops, errp)) {
+        error_prepend(errp, "-monitor: ");
+        return false;
+    }
+    return true;
 }
 
 void monitor_hmp_cleanup(void)

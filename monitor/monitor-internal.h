@@ -77,8 +77,7 @@ struct MonitorConn {
  * starts listening; every accepted client gets a connection driven by ops.
  * wait=on accepts one client before returning, as QEMU does.
  */
-bool monitor_listen(const char *spec, const MonitorConnOps *ops,
-                    const char *option_name, GError **errp);
+bool monitor_listen(const char *spec, const MonitorConnOps *ops, GError **errp);
 
 /* Queues len bytes for the client; never blocks. */
 void monitor_conn_write(MonitorConn *conn, const void *buf, size_t len);

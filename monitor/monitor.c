@@ -25,9 +25,9 @@
 #include "system/main-loop.h"
 
 #define READ_CHUNK_BYTES (64 * 1024)
-#define OUT_PAUSE_BYTES (1 * 1024 * 1024)
+#define OUT_PAUSE_BYTES  (1 * 1024 * 1024)
 #define OUT_RESUME_BYTES (256 * 1024)
-#define OUT_MAX_BYTES (64 * 1024 * 1024)
+#define OUT_MAX_BYTES    (64 * 1024 * 1024)
 /* Descriptors a client may have queued before using them. */
 #define RECV_FDS_MAX 64
 /* How long monitor_cleanup() tries to deliver the last replies and events. */
@@ -55,7 +55,7 @@ static uint64_t cur_fd_limit;
 static GMutex event_lock;
 static GQueue event_queue; /* of GString *, each one line */
 static bool event_flush_scheduled;
-static bool events_wanted; /* a QMP server exists */
+static gint events_wanted; /* a QMP server exists; read by any thread */
 
 static void monitor_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static void monitor_log(const char *fmt, ...)
@@ -168,8 +168,9 @@ static bool conn_flush(MonitorConn *conn)
 {
     while (conn_out_pending(conn) > 0) {
         GError *err = NULL;
-        ssize_t n = qio_channel_write(conn->ioc, conn->out->data + conn->out_off,
-                                      conn_out_pending(conn), &err);
+        ssize_t n =
+            qio_channel_write(conn->ioc, conn->out->data + conn->out_off,
+                              conn_out_pending(conn), &err);
         if (n == QIO_CHANNEL_ERR_BLOCK) {
             break;
         }
@@ -180,6 +181,11 @@ static bool conn_flush(MonitorConn *conn)
         conn->out_off += n;
     }
     if (conn->out_off == conn->out->len) {
+        if (conn->out->len > OUT_RESUME_BYTES) {
+            /* Do not keep a huge reply's buffer for the client's life. */
+            g_byte_array_unref(conn->out);
+            conn->out = g_byte_array_new();
+        }
         g_byte_array_set_size(conn->out, 0);
         conn->out_off = 0;
     } else if (conn->out_off >= OUT_RESUME_BYTES &&
@@ -209,9 +215,9 @@ void monitor_conn_write(MonitorConn *conn, const void *buf, size_t len)
             return;
         }
         if (conn_out_pending(conn) > 0) {
-            conn->out_watch = qio_channel_add_watch(
-                conn->ioc, G_IO_OUT | G_IO_HUP | G_IO_ERR, conn_writable, conn,
-                NULL);
+            conn->out_watch =
+                qio_channel_add_watch(conn->ioc, G_IO_OUT | G_IO_HUP | G_IO_ERR,
+                                      conn_writable, conn, NULL);
         }
     }
 }
@@ -418,8 +424,8 @@ static gboolean listener_retry(gpointer opaque)
     MonitorListener *l = opaque;
 
     l->retry_timer = 0;
-    l->watch = qio_channel_add_watch(&l->sioc->parent, G_IO_IN,
-                                     listener_accept, l, NULL);
+    l->watch = qio_channel_add_watch(&l->sioc->parent, G_IO_IN, listener_accept,
+                                     l, NULL);
     return G_SOURCE_REMOVE;
 }
 
@@ -446,7 +452,7 @@ static gboolean listener_accept(QIOChannel *ioc, GIOCondition cond,
 }
 
 static bool parse_switch(const char *key, const char *value, bool *out,
-                         const char *option_name, GError **errp)
+                         GError **errp)
 {
     if (!value || !strcmp(value, "on") || !strcmp(value, "yes") ||
         !strcmp(value, "true")) {
@@ -455,15 +461,14 @@ static bool parse_switch(const char *key, const char *value, bool *out,
                !strcmp(value, "false")) {
         *out = false;
     } else {
-        error_setg(errp, "%s: parameter '%s' expects 'on' or 'off'",
-                   option_name, key);
+        error_setg(errp, "parameter '%s' expects 'on' or 'off'", key);
         return false;
     }
     return true;
 }
 
-static bool parse_listen_spec(const char *spec, const char *option_name,
-                              char **address, bool *wait, GError **errp)
+static bool parse_listen_spec(const char *spec, char **address, bool *wait,
+                              GError **errp)
 {
     g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
     bool server = true;
@@ -472,9 +477,9 @@ static bool parse_listen_spec(const char *spec, const char *option_name,
     if (!g_str_has_prefix(parts[0], "unix:") &&
         !g_str_has_prefix(parts[0], "tcp:")) {
         error_setg(errp,
-                   "%s: unsupported address '%s' (expected unix:PATH or "
+                   "unsupported address '%s' (expected unix:PATH or "
                    "tcp:HOST:PORT)",
-                   option_name, parts[0]);
+                   parts[0]);
         return false;
     }
     for (int i = 1; parts[i]; i++) {
@@ -485,23 +490,22 @@ static bool parse_listen_spec(const char *spec, const char *option_name,
             *eq = '\0';
         }
         if (!strcmp(parts[i], "server")) {
-            if (!parse_switch("server", value, &server, option_name, errp)) {
+            if (!parse_switch("server", value, &server, errp)) {
                 return false;
             }
         } else if (!strcmp(parts[i], "wait")) {
-            if (!parse_switch("wait", value, wait, option_name, errp)) {
+            if (!parse_switch("wait", value, wait, errp)) {
                 return false;
             }
         } else if (!strcmp(parts[i], "nowait") && !value) {
             *wait = false;
         } else {
-            error_setg(errp, "%s: unknown parameter '%s'", option_name,
-                       parts[i]);
+            error_setg(errp, "unknown parameter '%s'", parts[i]);
             return false;
         }
     }
     if (!server) {
-        error_setg(errp, "%s: only server=on is supported", option_name);
+        error_setg(errp, "only server=on is supported");
         return false;
     }
     *address = g_strdup(parts[0]);
@@ -523,8 +527,7 @@ static void ignore_sigpipe(void)
     }
 }
 
-bool monitor_listen(const char *spec, const MonitorConnOps *ops,
-                    const char *option_name, GError **errp)
+bool monitor_listen(const char *spec, const MonitorConnOps *ops, GError **errp)
 {
     g_autofree char *address = NULL;
     MonitorListener *l;
@@ -533,12 +536,11 @@ bool monitor_listen(const char *spec, const MonitorConnOps *ops,
 
     monitor_note_main_thread();
     ignore_sigpipe();
-    if (!parse_listen_spec(spec, option_name, &address, &wait, errp)) {
+    if (!parse_listen_spec(spec, &address, &wait, errp)) {
         return false;
     }
     sioc = qio_channel_socket_listen(address, errp);
     if (!sioc) {
-        error_prepend(errp, "%s: ", option_name);
         return false;
     }
     if (!listeners) {
@@ -560,7 +562,6 @@ bool monitor_listen(const char *spec, const MonitorConnOps *ops,
         g_printerr("minivm: waiting for connection on %s\n", l->address);
         client = qio_channel_socket_accept(sioc, errp);
         if (!client) {
-            error_prepend(errp, "%s: ", option_name);
             return false;
         }
         monitor_conn_new(client, l);
@@ -568,8 +569,8 @@ bool monitor_listen(const char *spec, const MonitorConnOps *ops,
     if (qio_channel_set_blocking(&sioc->parent, false, errp) < 0) {
         return false;
     }
-    l->watch = qio_channel_add_watch(&sioc->parent, G_IO_IN,
-                                     listener_accept, l, NULL);
+    l->watch =
+        qio_channel_add_watch(&sioc->parent, G_IO_IN, listener_accept, l, NULL);
     return true;
 }
 
@@ -610,7 +611,7 @@ static gboolean event_flush_cb(gpointer opaque)
 
 void monitor_events_enable(void)
 {
-    events_wanted = true;
+    g_atomic_int_set(&events_wanted, 1);
 }
 
 void monitor_qapi_event_emit(const char *name, JsonObject *data)
@@ -622,7 +623,7 @@ void monitor_qapi_event_emit(const char *name, JsonObject *data)
     GString *line;
     bool schedule = false;
 
-    if (!events_wanted) {
+    if (!g_atomic_int_get(&events_wanted)) {
         /* No QMP server: nobody can be listening. */
         if (data) {
             json_object_unref(data);
@@ -676,7 +677,7 @@ static void conns_flush_at_exit(void)
 
         while (!conn->dead && conn_out_pending(conn) > 0 && fd >= 0) {
             gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
-            GPollFD pfd = { .fd = fd, .events = G_IO_OUT };
+            GPollFD pfd = {.fd = fd, .events = G_IO_OUT};
 
             if (left_ms <= 0 || g_poll(&pfd, 1, left_ms) <= 0 ||
                 !conn_flush(conn)) {
@@ -718,6 +719,6 @@ void monitor_cleanup(void)
         g_ptr_array_free(conns, TRUE);
         listeners = conns = NULL;
     }
-    events_wanted = false;
+    g_atomic_int_set(&events_wanted, 0);
     monitor_fds_cleanup();
 }

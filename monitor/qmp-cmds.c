@@ -68,11 +68,13 @@ StatusInfo *qmp_query_status(GError **errp)
 void qmp_stop(GError **errp)
 {
     /*
-     * As in QEMU, stopping a VM that is not running leaves its state alone
-     * (postmigrate stays postmigrate; an incoming migration is not
-     * disturbed).
+     * As in QEMU: during an incoming migration, "stop" means "stay paused
+     * once it completes"; otherwise stopping a VM that is not running
+     * leaves its state alone (postmigrate stays postmigrate).
      */
-    if (runstate_is_running()) {
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        runstate_set_autostart(false);
+    } else if (runstate_is_running()) {
         vm_stop(RUN_STATE_PAUSED);
     }
 }

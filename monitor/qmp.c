@@ -19,7 +19,7 @@
 #include "qapi/qapi-commands.h"
 
 #define QMP_MAX_MESSAGE_BYTES (8 * 1024 * 1024)
-#define QMP_MAX_DEPTH 1024
+#define QMP_MAX_DEPTH         1024
 
 typedef enum {
     SPLIT_NEED_MORE, /* everything consumed, no complete value yet */
@@ -227,8 +227,8 @@ static void qmp_reply(MonitorConn *conn, JsonNode *ret, const GError *err,
 
     if (err) {
         JsonObject *e = json_object_new();
-        int cls = err->domain == MINIVM_ERROR ? err->code
-                                              : ERROR_CLASS_GENERIC_ERROR;
+        int cls =
+            err->domain == MINIVM_ERROR ? err->code : ERROR_CLASS_GENERIC_ERROR;
 
         json_object_set_string_member(e, "class", error_class_name(cls));
         json_object_set_string_member(e, "desc", err->message);
@@ -510,7 +510,8 @@ bool monitor_init_qmp(const char *spec, GError **errp)
     if (!qmp_clients) {
         qmp_clients = g_ptr_array_new();
     }
-    if (!monitor_listen(spec, &qmp_ops, "-qmp", errp)) {
+    if (!monitor_listen(spec, &qmp_ops, errp)) {
+        error_prepend(errp, "-qmp: ");
         return false;
     }
     monitor_events_enable();

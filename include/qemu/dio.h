@@ -21,10 +21,10 @@
 #include "qemu/osdep.h"
 
 typedef enum {
-    QEMU_DIO_ALIGN_STATX,   /* the kernel said so (statx STATX_DIOALIGN) */
-    QEMU_DIO_ALIGN_PROBED,  /* found by O_DIRECT reads of the file's data */
+    QEMU_DIO_ALIGN_STATX,    /* the kernel said so (statx STATX_DIOALIGN) */
+    QEMU_DIO_ALIGN_PROBED,   /* found by O_DIRECT reads of the file's data */
     QEMU_DIO_ALIGN_BLOCKDEV, /* the backing device's logical block size */
-    QEMU_DIO_ALIGN_ASSUMED, /* nothing answered: the host page size */
+    QEMU_DIO_ALIGN_ASSUMED,  /* nothing answered: the host page size */
 } QemuDioAlignSource;
 
 typedef struct QemuDioAlignment {
@@ -52,6 +52,14 @@ bool qemu_dio_alignment(int fd, const char *path, QemuDioAlignment *align,
 int qemu_open_direct(const char *path, int flags, mode_t mode,
                      uint32_t max_align, QemuDioAlignment *align,
                      GError **errp);
+
+/*
+ * The probe by O_DIRECT reads on its own (qemu_dio_alignment uses it when
+ * statx does not answer): true and *align filled when the file starts with
+ * data that told the alignment; false when it cannot (holes, empty file,
+ * not a regular file, not readable).
+ */
+bool qemu_dio_probe_reads(int fd, QemuDioAlignment *align);
 
 /* Whether one transfer meets align (both fields powers of two). */
 static inline bool qemu_dio_io_aligned(const QemuDioAlignment *align,

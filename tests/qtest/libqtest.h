@@ -38,7 +38,10 @@ typedef struct QTestState QTestState;
  * Starts minivm with "-qmp unix:TMP/qmp.sock,server=on,wait=off
  * -serial file:TMP/serial.txt" plus extra_args (split like a shell would;
  * every "{tmp}" in them becomes the instance's temporary directory), waits
- * for the socket, reads the greeting and negotiates capabilities.
+ * for the socket, reads the greeting and negotiates capabilities. stdin is
+ * /dev/null, stdout goes to stderr (the test's TAP stream stays clean), and
+ * descriptors the test opened without O_CLOEXEC are inherited (for
+ * "-add-fd fd=N"); the harness's own are all close-on-exec.
  */
 QTestState *qtest_init(const char *extra_args);
 /* The same with the extra arguments as a NULL-terminated vector. */

@@ -327,7 +327,66 @@ static void test_mapped_ram_stopped(void)
     qtest_quit(src);
 }
 
+/*
+ * A destination whose pc.ram comes from a file that already holds data
+ * (memory-backend-file over an old image): the pages the mapped-ram file
+ * leaves clear must come out zero there too, not keep the old bytes.
+ */
+static void test_mapped_ram_stale_backend(void)
+{
+    QTestState *src = start_source(AB_ARGS, true);
+    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *backing = tmp_path(src, "old-guest-ram");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree char *args = NULL;
+    g_autofree uint8_t *junk = g_malloc(2 * MiB);
+    QTestState *dst;
+    int fd;
+
+    stop(src);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+
+    /* Old data: a 2 MiB run at 0, one page every 3 MiB, a run at the end. */
+    memset(junk, 0xaa, 2 * MiB);
+    fd = open(backing, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, AB_RAM), ==, 0);
+    g_assert_cmpint(pwrite(fd, junk, 2 * MiB, 0), ==, 2 * MiB);
+    for (uint64_t at = 2 * MiB; at < AB_RAM - 2 * MiB; at += 3 * MiB) {
+        g_assert_cmpint(pwrite(fd, junk, 4096, at + 4096), ==, 4096);
+    }
+    g_assert_cmpint(pwrite(fd, junk, 2 * MiB, AB_RAM - 2 * MiB), ==, 2 * MiB);
+    close(fd);
+
+    args = g_strdup_printf("%s -object memory-backend-file,id=ram0,size=128M,"
+                           "mem-path=%s,share=on -machine memory-backend=ram0",
+                           AB_ARGS, backing);
+    dst = start_destination(args, "-S", true);
+    migrate_incoming_uri(dst, uri);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    assert_same_ram(src, dst);
+    assert_ab_ok(dst, AB_RAM);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* --- live snapshot of a running guest --- */
+
+/* The outgoing migration is still under way (else say how it ended). */
+static void assert_migrating(QTestState *src)
+{
+    g_autoptr(JsonNode) ret =
+        qtest_qmp_assert_success_ref(src, "{'execute': 'query-migrate'}");
+    JsonObject *info = json_node_get_object(ret);
+    const char *status = qtest_json_get_string(info, "status");
+
+    if (strcmp(status, "setup") && strcmp(status, "active")) {
+        g_autofree char *text = qtest_json_to_string(info);
+
+        g_error("the migration should still be running: %s", text);
+    }
+}
 
 /* Waits until the running migration has made at least passes passes. */
 static void wait_passes(QTestState *src, int64_t passes)
@@ -336,9 +395,7 @@ static void wait_passes(QTestState *src, int64_t passes)
         g_get_monotonic_time() + qtest_scale_timeout(60) * G_USEC_PER_SEC;
 
     while (migrate_ram_figure(src, "dirty-sync-count") < passes) {
-        g_autofree char *status = migrate_query_status(src);
-
-        g_assert_true(!strcmp(status, "setup") || !strcmp(status, "active"));
+        assert_migrating(src);
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
         g_usleep(20 * 1000);
     }
@@ -391,6 +448,25 @@ static void test_mapped_ram_live(void)
 #define DIRTY_ARGS      "-m 128M -workload dirty,rate=256M,wss=64M"
 #define DIRTY_BANDWIDTH "134217728"
 
+/* Waits until the running guest changes pc.ram (its vCPU has started). */
+static void wait_guest_writes(QTestState *s)
+{
+    g_autoptr(GHashTable) first = qtest_ram_digests(s);
+    int64_t deadline =
+        g_get_monotonic_time() + qtest_scale_timeout(30) * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autoptr(GHashTable) now = qtest_ram_digests(s);
+
+        if (g_strcmp0(g_hash_table_lookup(first, "pc.ram"),
+                      g_hash_table_lookup(now, "pc.ram"))) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20 * 1000);
+    }
+}
+
 static void save_dirtying_guest(QTestState *src, const char *uri,
                                 uint64_t min_transferred, int64_t min_passes)
 {
@@ -398,14 +474,14 @@ static void save_dirtying_guest(QTestState *src, const char *uri,
         g_get_monotonic_time() + qtest_scale_timeout(90) * G_USEC_PER_SEC;
 
     assert_status(src, "running");
+    wait_guest_writes(src);
     migrate_set_parameter(src, "max-bandwidth", DIRTY_BANDWIDTH);
-    migrate_set_parameter(src, "downtime-limit", "1");
+    /* Never switch over while the guest runs: only at 0 pages pending. */
+    migrate_set_parameter(src, "downtime-limit", "0");
     migrate_uri(src, uri);
     while ((uint64_t)migrate_ram_figure(src, "transferred") < min_transferred ||
            migrate_ram_figure(src, "dirty-sync-count") < min_passes) {
-        g_autofree char *status = migrate_query_status(src);
-
-        g_assert_true(!strcmp(status, "setup") || !strcmp(status, "active"));
+        assert_migrating(src);
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
         g_usleep(50 * 1000);
     }
@@ -932,6 +1008,8 @@ int main(int argc, char **argv)
 
     g_test_add_func("/migration/precopy/file/mapped-ram",
                     test_mapped_ram_stopped);
+    g_test_add_func("/migration/precopy/file/mapped-ram/stale-backend",
+                    test_mapped_ram_stale_backend);
     g_test_add_func("/migration/precopy/file/mapped-ram/live",
                     test_mapped_ram_live);
     g_test_add_func("/migration/precopy/file/mapped-ram/live/file-size",

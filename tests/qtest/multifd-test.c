@@ -262,9 +262,9 @@ static uint64_t be64_at(const gchar *p)
 
 /*
  * Where the RAM part of a mapped-ram file ends: past the page area of the
- * last block. Each block is listed in the START section as u8 length,
- * name, be64 used_length, then its 28-byte MappedRamHeader with
- * pages_offset in its last 8 bytes.
+ * last block. The START section lists each block as u8 length, name, be64
+ * used_length and its 28-byte MappedRamHeader (pages_offset in the last 8
+ * bytes); the next block's entry follows the page area of this one.
  */
 static uint64_t mapped_ram_end(const gchar *data, gsize len)
 {
@@ -274,25 +274,27 @@ static uint64_t mapped_ram_end(const gchar *data, gsize len)
     } blocks[] = {{"pc.ram", RAM_SIZE},
                   {"vga.vram", 8 * MiB},
                   {"pc.bios", 256 * KiB}};
-    uint64_t end = 0;
+    uint64_t at = 0;
 
+    /* The first entry is in the first few hundred bytes. */
+    while (at + 64 < MIN(len, 64 * KiB) &&
+           !((uint8_t)data[at] == 6 && !memcmp(data + at + 1, "pc.ram", 6) &&
+             be64_at(data + at + 7) == RAM_SIZE)) {
+        at++;
+    }
     for (size_t i = 0; i < G_N_ELEMENTS(blocks); i++) {
         size_t n = strlen(blocks[i].name);
-        const gchar *p = NULL;
+        uint64_t pages_offset;
 
-        for (gsize at = 0; at + 1 + n + 8 + 28 <= MIN(len, 64 * KiB); at++) {
-            if ((uint8_t)data[at] == n && !memcmp(data + at + 1,
-                                                  blocks[i].name, n) &&
-                be64_at(data + at + 1 + n) == blocks[i].size) {
-                p = data + at + 1 + n + 8;
-                break;
-            }
-        }
-        g_assert_nonnull(p);
-        end = MAX(end, be64_at(p + 20) + blocks[i].size);
+        g_assert_cmpuint(at + 1 + n + 8 + 28, <=, len);
+        g_assert_cmpuint((uint8_t)data[at], ==, n);
+        g_assert_cmpmem(data + at + 1, n, blocks[i].name, n);
+        g_assert_cmpuint(be64_at(data + at + 1 + n), ==, blocks[i].size);
+        pages_offset = be64_at(data + at + 1 + n + 8 + 20);
+        at = pages_offset + blocks[i].size;
     }
-    g_assert_cmpuint(end, <=, len);
-    return end;
+    g_assert_cmpuint(at, <=, len);
+    return at;
 }
 
 /*

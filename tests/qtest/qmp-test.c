@@ -243,7 +243,10 @@ static void drain_after_garbage(QTestState *c)
         if (closed) {
             return; /* dropped: acceptable */
         }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        if (g_get_monotonic_time() > deadline) {
+            g_error("no reply to the probe after garbage within %d s",
+                    qtest_scale_timeout(60));
+        }
         if (!reply) {
             continue;
         }
@@ -283,19 +286,21 @@ static void test_garbage(void)
     assert_alive(s);
 
     /*
-     * 1 MiB of random bytes (NULs and invalid UTF-8 included), without
+     * 64 KiB of random bytes (NULs and invalid UTF-8 included), without
      * the bytes that open a string (QEMU also takes single-quoted ones) or
-     * a nesting level, so the server
-     * cannot be legitimately waiting for the rest of a value.
+     * a nesting level, so the server cannot be legitimately waiting for
+     * the rest of a value. Each of its few thousand tokens gets its own
+     * error reply, which is why this is not 1 MiB too.
      */
     c = qtest_client_new(s, true);
+    size_t random_len = 64 * KiB;
     GRand *rand = g_rand_new_with_seed(42);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < random_len; i++) {
         char b = g_rand_int_range(rand, 0, 256);
         junk[i] = strchr("{[\"'", b) && b ? 'x' : b;
     }
     g_rand_free(rand);
-    qtest_qmp_send_raw(c, junk, len);
+    qtest_qmp_send_raw(c, junk, random_len);
     assert_alive(s);
     drain_after_garbage(c);
     qtest_quit(c);
