@@ -371,41 +371,51 @@ def do_restore(args):
 
 
 def main():
+    # The options every action takes, accepted after the action's name.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--qmp", required=True, metavar="PATH",
+                        help="minivm's QMP UNIX socket "
+                             "(-qmp unix:PATH,server=on,wait=off)")
+    common.add_argument("--channels", type=int, default=2, metavar="N",
+                        help="multifd-channels (default 2)")
+    common.add_argument("--no-direct-io", action="store_true",
+                        help="do not open an O_DIRECT descriptor nor set "
+                             "direct-io")
+    common.add_argument("--timeout", type=float, default=0, metavar="S",
+                        help="give up when the migration takes longer "
+                             "(default: wait for ever)")
+    common.add_argument("--qmp-timeout", type=float, default=60,
+                        metavar="S", help="time to wait for one QMP reply "
+                                          "(default 60)")
+    common.add_argument("--trace", action="store_true",
+                        help="print every QMP message on stderr")
+    common.add_argument("--quiet", action="store_true",
+                        help="print only errors")
+
     parser = argparse.ArgumentParser(
         description="Save a running minivm guest to a file, or restore one "
                     "into a minivm started with '-incoming defer', through "
                     "its QMP socket, passing the file as descriptors "
                     "(add-fd) the way libvirt does: mapped-ram + multifd "
-                    "with an O_DIRECT descriptor for the page data.",
+                    "with an O_DIRECT descriptor for the page data. "
+                    "'%(prog)s save --help' and '%(prog)s restore --help' "
+                    "list the options.",
         epilog="Examples:\n"
-               "  %(prog)s --qmp /run/vm.qmp save /var/lib/vm.save\n"
+               "  %(prog)s save --qmp /run/vm.qmp /var/lib/vm.save\n"
                "  minivm -m 4G -incoming defer -qmp unix:/run/vm2.qmp,"
                "server=on,wait=off &\n"
-               "  %(prog)s --qmp /run/vm2.qmp restore --cont "
+               "  %(prog)s restore --qmp /run/vm2.qmp --cont "
                "/var/lib/vm.save\n"
                "Exit status: 0 on success, 1 on failure (the message says "
-               "why).",
+               "why), 2 on bad usage.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--qmp", required=True, metavar="PATH",
-                        help="minivm's QMP UNIX socket "
-                             "(-qmp unix:PATH,server=on,wait=off)")
-    parser.add_argument("--channels", type=int, default=2, metavar="N",
-                        help="multifd-channels (default 2)")
-    parser.add_argument("--no-direct-io", action="store_true",
-                        help="do not open an O_DIRECT descriptor nor set "
-                             "direct-io")
-    parser.add_argument("--timeout", type=float, default=0, metavar="S",
-                        help="give up when the migration takes longer "
-                             "(default: wait for ever)")
-    parser.add_argument("--qmp-timeout", type=float, default=60,
-                        metavar="S", help="time to wait for one QMP reply "
-                                          "(default 60)")
-    parser.add_argument("--trace", action="store_true",
-                        help="print every QMP message on stderr")
-    parser.add_argument("--quiet", action="store_true",
-                        help="print only errors")
-    sub = parser.add_subparsers(dest="action", required=True)
-    save = sub.add_parser("save", help="stop the guest and save it to FILE")
+    sub = parser.add_subparsers(dest="action", required=True,
+                                metavar="{save,restore}")
+    save = sub.add_parser("save", parents=[common],
+                          help="stop the guest and save it to FILE",
+                          description="Stop the guest, save it to FILE "
+                                      "after our own header, and quit "
+                                      "minivm.")
     save.add_argument("file", metavar="FILE")
     save.add_argument("--header-size", type=int,
                       default=DEFAULT_HEADER_SIZE, metavar="BYTES",
@@ -415,8 +425,12 @@ def main():
                       help="free text stored in the header")
     save.add_argument("--no-quit", action="store_true",
                       help="leave minivm running (paused) after the save")
-    restore = sub.add_parser("restore", help="load FILE into a minivm "
-                                             "waiting with -incoming defer")
+    restore = sub.add_parser("restore", parents=[common],
+                             help="load FILE into a minivm waiting with "
+                                  "-incoming defer",
+                             description="Load FILE (written by 'save') "
+                                         "into a minivm started with "
+                                         "'-incoming defer'.")
     restore.add_argument("file", metavar="FILE")
     restore.add_argument("--header-size", type=int, default=0,
                          metavar="BYTES",

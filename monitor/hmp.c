@@ -119,7 +119,9 @@ bool hmp_parse_bool(const char *str, bool *value, GError **errp)
         *value = false;
         return true;
     }
-    error_setg(errp, "Parameter '%s' expects 'on' or 'off'", str);
+    error_setg(errp,
+               "Invalid boolean '%s': expected on, off, yes, no, true or false",
+               str);
     return false;
 }
 

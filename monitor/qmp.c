@@ -28,14 +28,13 @@ typedef enum {
 } SplitResult;
 
 typedef struct JsonSplitter {
-    GString *value;    /* bytes of the current top-level value */
-    int depth;         /* open { and [ */
-    bool in_value;     /* inside a top-level value */
-    bool in_string;    /* inside "..." */
-    bool escape;       /* after a backslash in a string */
-    bool in_bare;      /* a top-level number or literal */
-    bool skipping;     /* discarding the rest of a refused value */
-    uint64_t skip_len; /* bytes discarded so far, for nothing but sanity */
+    GString *value; /* bytes of the current top-level value */
+    int64_t depth;  /* open { and [ (no overflow even when skipping) */
+    bool in_value;  /* inside a top-level value */
+    bool in_string; /* inside "..." */
+    bool escape;    /* after a backslash in a string */
+    bool in_bare;   /* a top-level number or literal */
+    bool skipping;  /* discarding the rest of a refused value */
     const char *error;
 } JsonSplitter;
 
@@ -62,7 +61,6 @@ static void splitter_reset_value(JsonSplitter *s)
     s->depth = 0;
     s->in_value = s->in_string = s->escape = s->in_bare = false;
     s->skipping = false;
-    s->skip_len = 0;
 }
 
 static bool is_json_space(char c)
@@ -84,7 +82,6 @@ static bool splitter_keep(JsonSplitter *s, const char *buf, size_t start,
                           size_t end)
 {
     if (s->skipping) {
-        s->skip_len += end - start;
         return true;
     }
     if (s->value->len + (end - start) > QMP_MAX_MESSAGE_BYTES) {

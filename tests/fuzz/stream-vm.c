@@ -237,17 +237,11 @@ int stream_vm_load_buffer(const uint8_t *data, size_t len, GError **errp)
     return ret;
 }
 
-int stream_vm_load_file(const char *path, const uint8_t *data, size_t len,
-                        uint64_t offset, GError **errp)
+int stream_vm_load_path(const char *path, uint64_t offset, GError **errp)
 {
-    QIOChannel *ioc;
-    int fd, ret;
+    QIOChannel *ioc = file_open_incoming(path, offset, errp);
+    int ret;
 
-    fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(write(fd, data, len), ==, (ssize_t)len);
-    close(fd);
-    ioc = file_open_incoming(path, offset, errp);
     if (!ioc) {
         return -EIO;
     }
@@ -255,6 +249,17 @@ int stream_vm_load_file(const char *path, const uint8_t *data, size_t len,
     qio_channel_close(ioc, NULL);
     qio_channel_unref(ioc);
     return ret;
+}
+
+int stream_vm_load_file(const char *path, const uint8_t *data, size_t len,
+                        uint64_t offset, GError **errp)
+{
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(write(fd, data, len), ==, (ssize_t)len);
+    close(fd);
+    return stream_vm_load_path(path, offset, errp);
 }
 
 /* --- the map of a valid stream --- */

@@ -72,6 +72,8 @@ GByteArray *stream_vm_save_to_file(const char *path, uint64_t offset);
  */
 int stream_vm_load(QIOChannel *ioc, GError **errp);
 int stream_vm_load_buffer(const uint8_t *data, size_t len, GError **errp);
+/* Loads the file at path through the file: transport, from offset. */
+int stream_vm_load_path(const char *path, uint64_t offset, GError **errp);
 /* Writes data to path and loads it through file: at offset. */
 int stream_vm_load_file(const char *path, const uint8_t *data, size_t len,
                         uint64_t offset, GError **errp);

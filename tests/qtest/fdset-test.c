@@ -854,6 +854,43 @@ static void test_fdset_commands(void)
     dir_remove(dir);
 }
 
+/*
+ * remove-fd closes the members at once, but a descriptor minivm opened
+ * from the set (a tracked dup) lives on with its user: the set stays
+ * listed, with no members, until the migration lets go of it.
+ */
+static void test_dup_outlives_remove_fd(void)
+{
+    g_autofree char *dir = dir_new();
+    g_autofree char *path = g_build_filename(dir, "slow.mig", NULL);
+    g_autoptr(GHashTable) before = NULL;
+    QTestState *src = start_source();
+
+    write_header(path);
+    before = proc_fds(qtest_pid(src));
+    /* Slow enough to still be running when remove-fd comes. */
+    migrate_set_parameter(src, "max-bandwidth", "4194304");
+    pass_file(src, path, O_WRONLY, 1, "save");
+    migrate_uri(src, "file:/dev/fdset/1,offset=4096");
+    migrate_wait_status(src, "active", MIG_TIMEOUT);
+    remove_fdset(src, 1);
+    assert_fdset_size(src, 1, 0);
+    /* The remaining descriptor is the migration's own dup. */
+    {
+        g_autoptr(GHashTable) now = proc_fds(qtest_pid(src));
+
+        g_assert_cmpuint(g_hash_table_size(now), >, g_hash_table_size(before));
+    }
+    qtest_qmp_assert_success(src, "{'execute': 'migrate_cancel'}");
+    migrate_wait_status(src, "cancelled", MIG_TIMEOUT);
+    assert_no_fdsets(src);
+    assert_no_fd_to(src, path);
+    assert_same_fds(src, before);
+    assert_source_runs(src);
+    qtest_quit(src);
+    dir_remove(dir);
+}
+
 /* --- the example client (contrib/save-restore-client.py) --- */
 
 /* Runs the client; returns its exit status, stderr in *err. */
@@ -872,11 +909,11 @@ static int run_client(char **err, const char *qmp, const char *action,
     g_assert_nonnull(client);
     argv[n++] = python && *python ? python : "python3";
     argv[n++] = client;
+    argv[n++] = action;
     argv[n++] = "--qmp";
     argv[n++] = qmp;
     argv[n++] = "--timeout";
     argv[n++] = "120";
-    argv[n++] = action;
     for (size_t i = 0; i < G_N_ELEMENTS(opts); i++) {
         if (opts[i]) {
             argv[n++] = opts[i];
@@ -1053,6 +1090,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/fdset/refusals/tmpfs", test_refusals_tmpfs);
     g_test_add_func("/migration/fdset/refusals/socket", test_refusals_socket);
     g_test_add_func("/migration/fdset/commands", test_fdset_commands);
+    g_test_add_func("/migration/fdset/dup-outlives-remove-fd",
+                    test_dup_outlives_remove_fd);
     g_test_add_func("/migration/fdset/client/save-restore",
                     test_client_save_restore);
     g_test_add_func("/migration/fdset/client/failures", test_client_failures);

@@ -160,15 +160,16 @@ static void assert_channels_used(QTestState *s, int n, bool source)
 }
 
 /* The source's figures of a completed multifd migration. */
-static void assert_multifd_figures(QTestState *src, bool zero_pages)
+static void assert_multifd_figures(QTestState *src, bool zero_pages,
+                                   bool compressed)
 {
     g_autoptr(JsonNode) hold = NULL;
     JsonObject *ram = query_migrate_ram(src, &hold);
     int64_t normal = qtest_json_get_int(ram, "normal");
 
     g_assert_cmpint(normal, >, 0);
-    g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >=,
-                    normal * 4096);
+    g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >,
+                    compressed ? 0 : normal * 4096);
     g_assert_cmpint(qtest_json_get_int(ram, "transferred"), >=,
                     qtest_json_get_int(ram, "multifd-bytes"));
     g_assert_cmpint(qtest_json_get_int(ram, "pages-per-second"), >, 0);
@@ -216,7 +217,7 @@ static void test_file_mapped_ram(void)
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     assert_status(src, "postmigrate");
-    assert_multifd_figures(src, true);
+    assert_multifd_figures(src, true, false);
     assert_channels_used(src, 4, true);
     load_file_and_check(src, uri, 4, false);
     qtest_quit(src);
@@ -388,6 +389,13 @@ static void run_socket_case(QTestState *src, const SocketCase *tc)
 
     set_multifd(src, 4, false);
     migrate_set_parameter(src, "multifd-compression", comp);
+    if (strcmp(tc->compression, "none")) {
+        /*
+         * Compressing on this small machine is slower than the a-b guest
+         * dirties memory: switch over after the first live pass.
+         */
+        migrate_set_parameter(src, "downtime-limit", "10000");
+    }
     if (tc->zero_page_detection) {
         g_autofree char *zpd = g_strdup_printf("'%s'", tc->zero_page_detection);
 
@@ -401,7 +409,7 @@ static void run_socket_case(QTestState *src, const SocketCase *tc)
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
     assert_status(src, "postmigrate");
     assert_status(dst, "paused");
-    assert_multifd_figures(src, zero);
+    assert_multifd_figures(src, zero, strcmp(tc->compression, "none") != 0);
     assert_channels_used(src, 4, true);
     assert_channels_used(dst, 4, false);
     assert_same_ram(src, dst);
@@ -450,7 +458,7 @@ static void test_zero_page_detection(void)
         migrate_set_parameter(src, "zero-page-detection", zpd);
         migrate_uri(src, uri);
         migrate_wait_status(src, "completed", MIG_TIMEOUT);
-        assert_multifd_figures(src, strcmp(modes[i], "none") != 0);
+        assert_multifd_figures(src, strcmp(modes[i], "none") != 0, false);
         load_file_and_check(src, uri, 2, false);
     }
     qtest_quit(src);
