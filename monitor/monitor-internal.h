@@ -113,6 +113,14 @@ void monitor_get_version(int64_t *major, int64_t *minor, int64_t *micro);
 void monitor_qmp_broadcast(const char *line, size_t len);
 /* Marks the client whose command is running as negotiated. */
 bool monitor_qmp_negotiate_current(GError **errp);
+/*
+ * For in-process clients (monitor/qmp-fuzz-entry.c): the QMP protocol's
+ * ops, and a filter that makes the commands it refuses unknown
+ * (NULL: every command). Main loop thread, BQL held.
+ */
+typedef bool (*QmpCommandFilter)(const char *name);
+const MonitorConnOps *monitor_qmp_conn_ops(void);
+void monitor_qmp_set_command_filter(QmpCommandFilter allowed);
 
 /* --- hmp.c --- */
 void monitor_hmp_cleanup(void);

@@ -46,6 +46,8 @@ typedef struct QmpClient {
 
 static const MonitorConnOps qmp_ops;
 static GPtrArray *qmp_clients; /* of QmpClient * */
+/* In-process clients only (qmp-fuzz-entry.c): commands they may run. */
+static QmpCommandFilter qmp_command_filter;
 
 /* --- the splitter --- */
 
@@ -346,6 +348,9 @@ static void qmp_dispatch(QmpClient *c, JsonObject *req, JsonNode *id)
         return;
     }
     cmd = qmp_find_command(name);
+    if (cmd && qmp_command_filter && !qmp_command_filter(name)) {
+        cmd = NULL; /* refused as if it did not exist */
+    }
     if (!cmd) {
         qmp_reply_error(conn, id, ERROR_CLASS_COMMAND_NOT_FOUND,
                         "The command %s has not been found", name);
@@ -500,6 +505,19 @@ bool monitor_qmp_negotiate_current(GError **errp)
     }
     ((QmpClient *)conn->proto)->negotiated = true;
     return true;
+}
+
+const MonitorConnOps *monitor_qmp_conn_ops(void)
+{
+    if (!qmp_clients) {
+        qmp_clients = g_ptr_array_new();
+    }
+    return &qmp_ops;
+}
+
+void monitor_qmp_set_command_filter(QmpCommandFilter allowed)
+{
+    qmp_command_filter = allowed;
 }
 
 bool monitor_init_qmp(const char *spec, GError **errp)

@@ -23,6 +23,12 @@
 
 #include "stream-vm.h"
 
+const StreamVMLayout stream_vm_fuzz_layout = {
+    .ram_bytes = 5 * TARGET_PAGE_SIZE,
+    .vram_bytes = 2 * TARGET_PAGE_SIZE,
+    .bios_bytes = 1 * TARGET_PAGE_SIZE,
+};
+
 static RAMBlock *blocks[STREAM_VM_BLOCKS];
 static Workload *workload;
 

@@ -28,6 +28,12 @@ typedef struct StreamVMLayout {
 
 #define STREAM_VM_BLOCKS 3
 
+/*
+ * The fuzzers' VM: a few pages per block (pc.ram's bitmap has bits past
+ * its end), so a whole stream, even mapped-ram's, is tens of KiB.
+ */
+extern const StreamVMLayout stream_vm_fuzz_layout;
+
 /* Creates the blocks and registers the sections; once per process. */
 void stream_vm_init(const StreamVMLayout *layout);
 /*

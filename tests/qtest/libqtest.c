@@ -31,8 +31,12 @@
 #define QTEST_AB_CHECK_LIMIT (100 * MiB)
 
 struct QTestState {
-    /* The VM this connection talks to: itself, or the VM of a client. */
+    /*
+     * The VM this connection talks to: itself, or for a client the VM it
+     * connected to (NULL once that VM has quit).
+     */
     QTestState *vm;
+    bool is_client;
     int fd;   /* QMP connection, -1 once closed */
     bool eof; /* the server closed the connection */
     JsonObject *greeting;
@@ -54,7 +58,8 @@ struct QTestState {
     char *qmp_path;
     char *qmp_addr;
     char *serial_path;
-    int slot; /* index in the tables below */
+    int slot;           /* index in the tables below */
+    GPtrArray *clients; /* QTestState *, connections from qtest_client_new */
 };
 
 /*
@@ -78,6 +83,15 @@ static void G_GNUC_PRINTF(4, 5) G_GNUC_NORETURN
     va_end(ap);
     g_assertion_message(G_LOG_DOMAIN, file, line, func, msg);
     abort(); /* g_assertion_message does not return unless non-fatal */
+}
+
+/* The VM a connection belongs to; a client outliving its VM is a bug. */
+static QTestState *vm_of(QTestState *s)
+{
+    if (!s->vm) {
+        qtest_fail("the minivm this QMP client was connected to has quit");
+    }
+    return s->vm;
 }
 
 int qtest_scale_timeout(int seconds)
@@ -259,6 +273,9 @@ static char *describe_hangup(QTestState *s)
 {
     int status;
     int64_t deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    if (!s->vm) {
+        return g_strdup("minivm closed the QMP connection (it has quit)");
+    }
     while (!child_exited(s->vm, &status)) {
         if (g_get_monotonic_time() > deadline) {
             return g_strdup("minivm closed the QMP connection");
@@ -293,6 +310,12 @@ static QTestState *conn_new(QTestState *vm)
 {
     QTestState *s = g_new0(QTestState, 1);
     s->vm = vm ? vm : s;
+    s->is_client = vm != NULL;
+    if (vm) {
+        g_ptr_array_add(vm->clients, s);
+    } else {
+        s->clients = g_ptr_array_new();
+    }
     s->fd = -1;
     s->rx = g_string_new(NULL);
     g_queue_init(&s->events);
@@ -310,6 +333,16 @@ static void conn_close(QTestState *s)
 static void conn_free(QTestState *s)
 {
     conn_close(s);
+    if (s->is_client && s->vm) {
+        g_ptr_array_remove(s->vm->clients, s);
+    }
+    if (s->clients) {
+        /* The VM is gone: its clients can only be closed now. */
+        for (guint i = 0; i < s->clients->len; i++) {
+            ((QTestState *)g_ptr_array_index(s->clients, i))->vm = NULL;
+        }
+        g_ptr_array_unref(s->clients);
+    }
     g_queue_clear_full(&s->events, (GDestroyNotify)json_object_unref);
     if (s->greeting) {
         json_object_unref(s->greeting);
@@ -493,7 +526,7 @@ JsonObject *qtest_qmp_receive(QTestState *s, int timeout_s)
     JsonObject *obj = next_reply(s, deadline_after_s(timeout_s), &closed);
     if (!obj && !closed) {
         qtest_fail("no QMP reply from minivm (pid %d) within %d s",
-                   (int)s->vm->pid, qtest_scale_timeout(timeout_s));
+                   s->vm ? (int)s->vm->pid : 0, qtest_scale_timeout(timeout_s));
     }
     return obj;
 }
@@ -766,10 +799,11 @@ JsonObject *qtest_qmp_greeting(QTestState *s)
 
 QTestState *qtest_client_new(QTestState *vm, bool do_negotiate)
 {
-    QTestState *s = conn_new(vm->vm);
-    s->fd = connect_unix(vm->vm->qmp_path);
+    QTestState *owner = vm_of(vm);
+    QTestState *s = conn_new(owner);
+    s->fd = connect_unix(owner->qmp_path);
     if (s->fd < 0) {
-        qtest_fail("cannot connect to %s: %s", vm->vm->qmp_path,
+        qtest_fail("cannot connect to %s: %s", owner->qmp_path,
                    g_strerror(errno));
     }
     read_greeting(s);
@@ -923,12 +957,12 @@ static void vm_cleanup(QTestState *vm)
 
 void qtest_set_expected_status(QTestState *s, int status)
 {
-    s->vm->expected_status = status;
+    vm_of(s)->expected_status = status;
 }
 
 void qtest_quit(QTestState *s)
 {
-    if (s->vm != s) {
+    if (s->is_client) {
         conn_free(s); /* a client: just hang up */
         return;
     }
@@ -964,13 +998,13 @@ void qtest_quit(QTestState *s)
 
 void qtest_kill(QTestState *s)
 {
-    g_assert(s->vm == s);
+    g_assert(!s->is_client);
     vm_cleanup(s);
 }
 
 int qtest_wait_exit(QTestState *s, int timeout_s)
 {
-    g_assert(s->vm == s);
+    g_assert(!s->is_client);
     int status;
     bool exited = wait_child(s, deadline_after_s(timeout_s), &status);
     vm_cleanup(s);
@@ -979,27 +1013,27 @@ int qtest_wait_exit(QTestState *s, int timeout_s)
 
 pid_t qtest_pid(QTestState *s)
 {
-    return s->vm->pid;
+    return vm_of(s)->pid;
 }
 
 const char *qtest_tmpdir(QTestState *s)
 {
-    return s->vm->tmpdir;
+    return vm_of(s)->tmpdir;
 }
 
 const char *qtest_qmp_address(QTestState *s)
 {
-    return s->vm->qmp_addr;
+    return vm_of(s)->qmp_addr;
 }
 
 const char *qtest_qmp_socket_path(QTestState *s)
 {
-    return s->vm->qmp_path;
+    return vm_of(s)->qmp_path;
 }
 
 const char *qtest_serial_path(QTestState *s)
 {
-    return s->vm->serial_path;
+    return vm_of(s)->serial_path;
 }
 
 /* --- events --- */
@@ -1093,7 +1127,7 @@ char *qtest_hmp(QTestState *s, const char *fmt, ...)
 char *qtest_serial_read(QTestState *s)
 {
     char *text = NULL;
-    if (!g_file_get_contents(s->vm->serial_path, &text, NULL, NULL)) {
+    if (!g_file_get_contents(vm_of(s)->serial_path, &text, NULL, NULL)) {
         return g_strdup("");
     }
     return text;
@@ -1108,7 +1142,7 @@ void qtest_wait_serial(QTestState *s, const char *substring, int timeout_s)
             return;
         }
         int status;
-        if (child_exited(s->vm, &status)) {
+        if (child_exited(vm_of(s), &status)) {
             g_autofree char *why = describe_status(status);
             qtest_fail("minivm ended (%s) while the test waited for \"%s\" "
                        "on its serial port",
@@ -1218,7 +1252,7 @@ GBytes *qtest_pmemsave(QTestState *s, uint64_t addr, uint64_t size)
 {
     static unsigned counter;
     g_autofree char *path =
-        g_strdup_printf("%s/pmemsave-%u.bin", s->vm->tmpdir, counter++);
+        g_strdup_printf("%s/pmemsave-%u.bin", vm_of(s)->tmpdir, counter++);
     qtest_qmp_assert_success(
         s,
         "{'execute': 'pmemsave', 'arguments': {'val': %" PRIu64

@@ -168,8 +168,12 @@ static void assert_multifd_figures(QTestState *src, bool zero_pages,
     int64_t normal = qtest_json_get_int(ram, "normal");
 
     g_assert_cmpint(normal, >, 0);
-    g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >,
-                    compressed ? 0 : normal * 4096);
+    if (compressed) {
+        g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >, 0);
+    } else {
+        g_assert_cmpint(qtest_json_get_int(ram, "multifd-bytes"), >=,
+                        normal * 4096);
+    }
     g_assert_cmpint(qtest_json_get_int(ram, "transferred"), >=,
                     qtest_json_get_int(ram, "multifd-bytes"));
     g_assert_cmpint(qtest_json_get_int(ram, "pages-per-second"), >, 0);
@@ -391,10 +395,11 @@ static void run_socket_case(QTestState *src, const SocketCase *tc)
     migrate_set_parameter(src, "multifd-compression", comp);
     if (strcmp(tc->compression, "none")) {
         /*
-         * Compressing on this small machine is slower than the a-b guest
-         * dirties memory: switch over after the first live pass.
+         * The bandwidth migration.c measures is in bytes on the wire, so
+         * well-compressed pages look like a slow link that never
+         * converges: switch over after the first live pass.
          */
-        migrate_set_parameter(src, "downtime-limit", "10000");
+        migrate_set_parameter(src, "downtime-limit", "2000000");
     }
     if (tc->zero_page_detection) {
         g_autofree char *zpd = g_strdup_printf("'%s'", tc->zero_page_detection);

@@ -308,6 +308,22 @@ static size_t first_difference(const uint8_t *a, const uint8_t *b, size_t len)
     return i;
 }
 
+/* End of the last difference of a and b in [start, len). */
+static size_t end_of_difference(const uint8_t *a, const uint8_t *b,
+                                size_t start, size_t len)
+{
+    size_t end = len;
+
+    while (end - start >= 4096 &&
+           memcmp(a + end - 4096, b + end - 4096, 4096) == 0) {
+        end -= 4096;
+    }
+    while (end > start && a[end - 1] == b[end - 1]) {
+        end--;
+    }
+    return end;
+}
+
 static void load_file_update(const GByteArray *data)
 {
     size_t common = MIN(on_disk->len, data->len);
@@ -316,19 +332,7 @@ static void load_file_update(const GByteArray *data)
     int fd;
 
     if (on_disk->len == data->len) {
-        /* Same length: also skip the common tail. */
-        while (end > first && end % 4096 && on_disk->data[end - 1] ==
-                                                data->data[end - 1]) {
-            end--;
-        }
-        while (end - first >= 4096 &&
-               memcmp(on_disk->data + end - 4096, data->data + end - 4096,
-                      4096) == 0) {
-            end -= 4096;
-        }
-        while (end > first && on_disk->data[end - 1] == data->data[end - 1]) {
-            end--;
-        }
+        end = end_of_difference(on_disk->data, data->data, first, end);
     }
     fd = open(load_path, O_CREAT | O_WRONLY, 0600);
     g_assert_cmpint(fd, >=, 0);

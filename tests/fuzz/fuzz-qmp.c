@@ -1,0 +1,103 @@
+/*
+ * libFuzzer target: QMP as a client's bytes reach it. Each input is one
+ * client session (monitor/qmp-fuzz-entry.c): greeting, the input through
+ * the splitter, the JSON parser, the request checks, negotiation, the
+ * dispatcher and the generated argument parsers of every command, events
+ * (stop/cont emit them), then the disconnect. The session runs twice:
+ * the input delivered in one read, then in 7-byte reads, because where a
+ * read ends must never matter.
+ *
+ * Commands whose effects leave the process (migrate: files, sockets and
+ * child processes; pmemsave: files; human-monitor-command, which reaches
+ * both through HMP) are refused as unknown; every other command runs.
+ *
+ * Beyond what the sanitizers catch, everything the server sends must be
+ * lines of JSON objects, each a greeting, a reply or an event.
+ * Seeds: tests/fuzz/corpus/qmp/; dictionary: tests/fuzz/qmp.dict.
+ * FUZZ_QMP_VERBOSE=1 prints the server's side of each session.
+ */
+#include "qemu/osdep.h"
+
+#include <json-glib/json-glib.h>
+
+#include "monitor/monitor-internal.h"
+#include "monitor/qmp-fuzz-entry.h"
+#include "system/ramblock.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool fuzz_command_allowed(const char *name)
+{
+    return strcmp(name, "migrate") != 0 && strcmp(name, "pmemsave") != 0 &&
+           strcmp(name, "human-monitor-command") != 0;
+}
+
+/* Every line the server wrote is one JSON object QMP clients understand. */
+static void check_output(const GString *out)
+{
+    const char *p = out->str;
+    const char *end = out->str + out->len;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    bool first = true;
+
+    while (p < end) {
+        const char *eol = g_strstr_len(p, end - p, "\r\n");
+        g_autoptr(GError) err = NULL;
+        JsonNode *root;
+        JsonObject *obj;
+
+        if (!eol) {
+            g_error("output does not end with CRLF: %.*s", (int)(end - p), p);
+        }
+        if (!json_parser_load_from_data(parser, p, eol - p, &err)) {
+            g_error("output is not JSON (%s): %.*s", err->message,
+                    (int)(eol - p), p);
+        }
+        root = json_parser_get_root(parser);
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+            g_error("output is not an object: %.*s", (int)(eol - p), p);
+        }
+        obj = json_node_get_object(root);
+        if (first ? !json_object_has_member(obj, "QMP")
+                  : !json_object_has_member(obj, "return") &&
+                        !json_object_has_member(obj, "error") &&
+                        !json_object_has_member(obj, "event")) {
+            g_error("unexpected message: %.*s", (int)(eol - p), p);
+        }
+        first = false;
+        p = eol + 2;
+    }
+    if (first) {
+        g_error("no greeting");
+    }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    g_autoptr(GError) err = NULL;
+
+    /* Events are flushed at once, as on the main loop thread. */
+    monitor_note_main_thread();
+    monitor_events_enable();
+    /* Something for x-query-ram-digest to read. */
+    ram_block_add("pc.ram", 64 * KiB, 0, -1, false, &err);
+    g_assert_no_error(err);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    qmp_client_feed_for_test(data, size, 0, fuzz_command_allowed, out);
+    check_output(out);
+    if (g_getenv("FUZZ_QMP_VERBOSE")) {
+        /* What the server answered, for people reading a seed. */
+        fwrite(out->str, 1, out->len, stdout);
+    }
+    g_string_truncate(out, 0);
+    qmp_client_feed_for_test(data, size, 7, fuzz_command_allowed, out);
+    check_output(out);
+    return 0;
+}
