@@ -46,8 +46,9 @@ Columns (also written to a CSV, one line per measurement):
   resident size of guest RAM (the RAM mappings' Rss in /proc/PID/smaps) at
   the end: the memory the save or restore itself used. Plain "VmHWM minus
   guest RAM" would be negative, because zero pages are never touched.
-- cache+ MiB: growth of /proc/meminfo Cached over the row (other processes
-  on the machine add noise to this one).
+- cache+ MiB (file): growth of /proc/meminfo Cached over the row (other
+  processes on the machine add noise to it) and, in parentheses, how much
+  of the migration file itself is in the page cache afterwards (fincore).
 - file GiB: apparent size (st_size) / allocated size (st_blocks * 512).
 The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before
 each save, restore and dd, where permitted; the output says when it is not.
@@ -56,7 +57,7 @@ each save, restore and dd, where permitted; the output says when it is not.
 import argparse
 import csv
 import datetime
-import math
+import json
 import os
 import platform
 import shutil
@@ -65,7 +66,6 @@ import statistics
 import subprocess
 import sys
 import time
-import json
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -80,6 +80,12 @@ DOC_END = '<!-- bench:end -->'
 
 class NotAvailable(Exception):
     """A mode that cannot be measured here; the text says why."""
+    status = 'n/a'
+
+
+class NoConvergence(NotAvailable):
+    """A live save that did not complete in time: a result, not an n/a."""
+    status = 'timeout'
 
 
 class RowFailed(Exception):
@@ -362,6 +368,17 @@ class Caches:
                 'not cold' % e.strerror)
 
 
+def file_cached_bytes(path):
+    """Bytes of PATH in the page cache (util-linux fincore), or None."""
+    try:
+        out = subprocess.run(['fincore', '--bytes', '--noheadings',
+                              '--output', 'RES', path], capture_output=True,
+                             text=True, check=True).stdout.split()
+        return int(out[0])
+    except (OSError, subprocess.CalledProcessError, IndexError, ValueError):
+        return None
+
+
 def fs_type(path):
     try:
         return subprocess.run(['stat', '-f', '-c', '%T', path],
@@ -588,7 +605,7 @@ class Bench:
             passes = info.get('ram', {}).get('dirty-sync-count', '?')
             cancel_migration(vm.qmp)
             if live:
-                raise NotAvailable('no convergence in %d s (%s passes)' %
+                raise NoConvergence('no convergence in %d s (%s passes)' %
                                    (limit, passes))
             raise NotAvailable('save timed out after %d s' % limit)
         if info['status'] != 'completed':
@@ -607,6 +624,7 @@ class Bench:
             'multifd_bytes': ram.get('multifd-bytes'),
             'file_apparent_bytes': st.st_size,
             'file_alloc_bytes': st.st_blocks * 512,
+            'file_cached_mib': mib_or_none(file_cached_bytes(path)),
         })
         return row
 
@@ -636,6 +654,7 @@ class Bench:
                                    info.get('error-desc', info['status']))
             sample.finish(row)
             row['wall_s'] = end - t0
+            row['file_cached_mib'] = mib_or_none(file_cached_bytes(path))
             t = time.monotonic()
             row['verify'] = self.verify(src, dst, size, image_path)
             row['verify_s'] = time.monotonic() - t
@@ -689,9 +708,10 @@ class Bench:
                 srow = self.save(vm, size, mode, path, live, image_path)
             except NotAvailable as e:
                 self.na[key] = str(e)
-                self.record(base, {'op': 'save'}, 'n/a', str(e))
-                self.record(base, {'op': 'restore'}, 'n/a', 'save n/a')
-                log('%s save n/a (%s)' % (tag, e))
+                self.record(base, {'op': 'save'}, e.status, str(e))
+                self.record(base, {'op': 'restore'}, 'n/a',
+                            'save %s' % e.status)
+                log('%s save %s (%s)' % (tag, e.status, e))
                 return
             srow = self.record(base, srow)
             log('%s save %.2f s (%.2f GiB/s, %s passes, file %.2f GiB)' %
@@ -941,6 +961,10 @@ class Bench:
 
 # -------------------------------------------------------- reporting -----
 
+def mib_or_none(nbytes):
+    return None if nbytes is None else nbytes / MiB
+
+
 def median_min_max(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -1008,7 +1032,7 @@ def summarize(rows):
                 len(bad), len(rs), bad[0]['status'], bad[0]['reason'])
         for field in ('wall_s', 'gib_s', 'ratio_dd', 'cpu_s_per_gib',
                       'rss_extra_mib', 'cache_growth_mib',
-                      'file_apparent_bytes', 'file_alloc_bytes', 'passes',
+                      'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes', 'passes',
                       'downtime_ms', 'normal_bytes', 'loadavg1',
                       'total_time_ms'):
             med, lo, hi = median_min_max([r.get(field) for r in ok])
@@ -1033,7 +1057,7 @@ def mode_label(name):
 def table_rows(summary):
     head = ['size', 'dir', 'guest', 'mode', 'op', 'n', 'wall s med [min-max]',
             'GiB/s med [min-max]', 'x dd', 'CPU s/GiB', 'RSS+ MiB',
-            'cache+ MiB', 'file GiB app/alloc', 'passes', 'downtime ms']
+            'cache+ MiB (file)', 'file GiB app/alloc', 'passes', 'downtime ms']
     lines = []
     for s in summary:
         if s['n'] == 0:
@@ -1048,6 +1072,9 @@ def table_rows(summary):
                                fmt(s['gib_s_max']))
         if s['guest'] == 'baseline':
             rate += ' (data %s)' % fmt(s['data_gib_s'])
+        cache = fmt(s['cache_growth_mib'], '%.0f')
+        if s.get('file_cached_mib') is not None:
+            cache += ' (%s)' % fmt(s['file_cached_mib'], '%.0f')
         files = ''
         if s.get('file_apparent_bytes') is not None:
             files = '%s/%s' % (fmt(s['file_apparent_bytes'] / GiB),
@@ -1056,7 +1083,7 @@ def table_rows(summary):
                  mode_label(s['mode']), s['op'], str(s['n']), wall, rate,
                  fmt(s['ratio_dd']), fmt(s['cpu_s_per_gib']),
                  fmt(s['rss_extra_mib'], '%.0f'),
-                 fmt(s['cache_growth_mib'], '%.0f'), files,
+                 cache, files,
                  fmt(s['passes'], '%.0f') if s['op'] == 'save' else '',
                  fmt(s['downtime_ms'], '%.0f')
                  if s['op'] == 'save' and s['guest'].startswith('live') else '']
@@ -1094,7 +1121,8 @@ CSV_FIELDS = ['size_bytes', 'dir_label', 'dir', 'guest', 'mode', 'op', 'run',
               'passes', 'normal_bytes', 'transferred_bytes', 'multifd_bytes',
               'cpu_s', 'cpu_total_s', 'cpu_s_per_gib', 'vm_hwm_mib',
               'guest_rss_mib', 'rss_extra_mib', 'cache_growth_mib',
-              'file_apparent_bytes', 'file_alloc_bytes', 'loadavg1', 'verify']
+              'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes', 'loadavg1', 'verify',
+              'verify_s']
 
 
 def write_csv(path, rows, fields):
