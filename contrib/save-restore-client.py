@@ -82,6 +82,8 @@ class QMPClient:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
                 raise ClientError("timed out waiting for minivm")
+            except OSError as e:
+                raise ClientError(f"lost the QMP connection: {e}")
             if not chunk:
                 raise ClientError("minivm closed the QMP connection")
             self.buf += chunk

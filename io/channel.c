@@ -15,6 +15,7 @@
  */
 #include "qemu/osdep.h"
 #include "io/channel.h"
+#include "qemu/fault-inject.h" /* rel */
 
 #include <glib-unix.h>
 #include <poll.h>
@@ -78,6 +79,68 @@ static bool check_open(QIOChannel *ioc, GError **errp)
     return true;
 }
 
+/* --- rel: fault injection (debug only; see qemu/fault-inject.h) --- */
+
+typedef enum {
+    FAULT_OP_READV,
+    FAULT_OP_WRITEV,
+    FAULT_OP_PREADV,
+    FAULT_OP_PWRITEV,
+} FaultOp;
+
+/*
+ * One transport call with the armed fault applied: refused, answered with
+ * "nothing moved", or made with iov cut down to what may still go through.
+ * Reached only while a fault is armed, so it may allocate.
+ */
+static ssize_t fault_transport_call(QIOChannel *ioc, FaultOp op,
+                                    const struct iovec *iov, size_t niov,
+                                    off_t offset, int **fds, size_t *nfds,
+                                    const int *wfds, size_t wnfds,
+                                    GError **errp)
+{
+    bool write = op == FAULT_OP_WRITEV || op == FAULT_OP_PWRITEV;
+    g_autofree struct iovec *cut = NULL;
+    size_t total = 0, len;
+
+    for (size_t i = 0; i < niov; i++) {
+        total += iov[i].iov_len;
+    }
+    len = total;
+    switch (fault_inject_io(ioc->name, write, &len, errp)) {
+    case FAULT_IO_FAIL:
+        return -1;
+    case FAULT_IO_NOTHING:
+        return 0;
+    case FAULT_IO_PASS:
+        break;
+    }
+    if (len < total) {
+        size_t n = 0;
+
+        cut = g_new(struct iovec, niov);
+        while (len > 0) {
+            cut[n] = iov[n];
+            cut[n].iov_len = MIN(cut[n].iov_len, len);
+            len -= cut[n].iov_len;
+            n++;
+        }
+        iov = cut;
+        niov = n;
+    }
+    switch (op) {
+    case FAULT_OP_READV:
+        return ioc->klass->io_readv(ioc, iov, niov, fds, nfds, errp);
+    case FAULT_OP_WRITEV:
+        return ioc->klass->io_writev(ioc, iov, niov, wfds, wnfds, errp);
+    case FAULT_OP_PREADV:
+        return ioc->klass->io_preadv(ioc, iov, niov, offset, errp);
+    default:
+        return ioc->klass->io_pwritev(ioc, iov, niov, offset, errp);
+    }
+}
+/* --- rel: end --- */
+
 ssize_t qio_channel_readv_full(QIOChannel *ioc, const struct iovec *iov,
                                size_t niov, int **fds, size_t *nfds,
                                GError **errp)
@@ -95,6 +158,10 @@ ssize_t qio_channel_readv_full(QIOChannel *ioc, const struct iovec *iov,
                    ioc->name);
         return -1;
     }
+    if (fault_inject_active()) { /* rel */
+        return fault_transport_call(ioc, FAULT_OP_READV, iov, niov, 0, fds,
+                                    nfds, NULL, 0, errp);
+    }
     return ioc->klass->io_readv(ioc, iov, niov, fds, nfds, errp);
 }
 
@@ -110,6 +177,10 @@ ssize_t qio_channel_writev_full(QIOChannel *ioc, const struct iovec *iov,
                    "Channel '%s' does not support file descriptor passing",
                    ioc->name);
         return -1;
+    }
+    if (fault_inject_active()) { /* rel */
+        return fault_transport_call(ioc, FAULT_OP_WRITEV, iov, niov, 0, NULL,
+                                    NULL, fds, nfds, errp);
     }
     return ioc->klass->io_writev(ioc, iov, niov, fds, nfds, errp);
 }
@@ -356,7 +427,11 @@ int qio_channel_pwritev_all(QIOChannel *ioc, const struct iovec *iov,
     }
     iov_cursor_init(&c, iov, niov);
     while (c.remaining) {
-        ssize_t n = ioc->klass->io_pwritev(ioc, c.iov, c.niov, offset, errp);
+        ssize_t n =
+            fault_inject_active() /* rel */
+                ? fault_transport_call(ioc, FAULT_OP_PWRITEV, c.iov, c.niov,
+                                       offset, NULL, NULL, NULL, 0, errp)
+                : ioc->klass->io_pwritev(ioc, c.iov, c.niov, offset, errp);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
             qio_channel_wait(ioc, G_IO_OUT);
@@ -393,7 +468,11 @@ int qio_channel_preadv_all(QIOChannel *ioc, const struct iovec *iov,
     }
     iov_cursor_init(&c, iov, niov);
     while (c.remaining) {
-        ssize_t n = ioc->klass->io_preadv(ioc, c.iov, c.niov, offset, errp);
+        ssize_t n =
+            fault_inject_active() /* rel */
+                ? fault_transport_call(ioc, FAULT_OP_PREADV, c.iov, c.niov,
+                                       offset, NULL, NULL, NULL, 0, errp)
+                : ioc->klass->io_preadv(ioc, c.iov, c.niov, offset, errp);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
             qio_channel_wait(ioc, G_IO_IN);
@@ -548,15 +627,28 @@ int qio_channel_flush(QIOChannel *ioc, GError **errp)
 
 int qio_channel_close(QIOChannel *ioc, GError **errp)
 {
+    GError *fault_err = NULL; /* rel */
+    int ret;
+
     if (ioc->closed) {
         return 0;
     }
+    /* rel: fault injection "save-sync": the close's fsync fails or stalls */
+    if (fault_inject_active()) {
+        fault_inject_sync(ioc->name, &fault_err);
+    }
     /* Closed even if the transport reports an error: its fd is gone. */
     ioc->closed = true;
-    if (!ioc->klass->io_close) {
-        return 0;
+    ret = ioc->klass->io_close ? ioc->klass->io_close(ioc, errp) : 0;
+    if (fault_err) { /* rel */
+        if (ret == 0) {
+            g_propagate_error(errp, fault_err);
+        } else {
+            g_error_free(fault_err);
+        }
+        return -1;
     }
-    return ioc->klass->io_close(ioc, errp);
+    return ret;
 }
 
 int qio_channel_get_fd(QIOChannel *ioc, GIOCondition cond)

@@ -23,6 +23,7 @@
 #include "migration/options.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
+#include "qemu/fault-inject.h" /* rel */
 
 /* --- the format --- */
 
@@ -277,7 +278,9 @@ int mapped_ram_save_bitmaps(QEMUFile *f)
         }
         le = g_malloc0(MAX(size, BITS_TO_LONGS(pages) * sizeof(unsigned long)));
         bitmap_to_le(le, mb->rb->file_bmap, pages);
+        fault_inject_set_phase(FAULT_PHASE_BITMAPS); /* rel */
         qemu_put_buffer_at(f, (const uint8_t *)le, size, mb->bitmap_offset);
+        fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
     }
     return qemu_file_get_error(f);
 }
@@ -408,12 +411,15 @@ static bool mapped_ram_read_bitmap(QEMUFile *f, RAMBlock *rb,
     size_t alloc = MAX(size, BITS_TO_LONGS(size * 8) * sizeof(unsigned long));
     g_autofree unsigned long *le = g_malloc0(alloc);
 
+    fault_inject_set_phase(FAULT_PHASE_BITMAPS); /* rel */
     if (hdr->bitmap_offset > INT64_MAX - size ||
         qemu_get_buffer_at(f, (uint8_t *)le, size, hdr->bitmap_offset) !=
             size) {
+        fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
         error_setg(errp, "Error reading dirty bitmap");
         return false;
     }
+    fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
     *bitmap = g_malloc0(alloc);
     bitmap_from_le(*bitmap, le, size * 8);
     return true;

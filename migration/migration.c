@@ -29,6 +29,7 @@
 #include "qapi/qapi-events.h"
 #include "migration/misc.h"
 #include "migration/channel.h"
+#include "migration/free-space.h" /* rel */
 #include "migration/global-state.h"
 #include "migration/migration-stats.h"
 #include "migration/migration.h"
@@ -509,6 +510,11 @@ void qmp_migrate(const char *uri, MigrationChannelList *channels,
         return;
     }
     if (!migration_channel_open_outgoing(addr, &ioc, &connect_addr, errp)) {
+        return;
+    }
+    /* rel: a save into a file that cannot fit is refused up front */
+    if (ioc && !migration_check_free_space(ioc, errp)) {
+        qio_channel_unref(ioc);
         return;
     }
 

@@ -192,6 +192,11 @@ typedef struct MultiFDSendState {
     uint64_t sync_gen;     /* dirty_sync_count at the last sync point */
     bool dirty_since_sync; /* pages were handed out since then */
     RAMBlock *last_main_block; /* legacy zero records: CONTINUE */
+
+    /* max-bandwidth: a token bucket over what the channels wrote. */
+    int64_t rate_last_us;
+    uint64_t rate_last_bytes;
+    int64_t rate_credit; /* bytes; negative: written ahead of the rate */
 } MultiFDSendState;
 
 /* The running outgoing multifd migration (migration thread owns it). */
@@ -572,6 +577,12 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
         }
     } else {
         s->ops = &multifd_socket_send_ops;
+        /*
+         * The destination takes the first connection on its listener for
+         * the main one: let the stream's first bytes go before any channel
+         * connects, so even a lost handshake ACK cannot reorder them.
+         */
+        qemu_fflush(f);
         g_mutex_lock(&ms->lock);
         s->socket_addr = g_strdup(ms->connect_addr);
         g_mutex_unlock(&ms->lock);
@@ -650,6 +661,47 @@ static void multifd_send_legacy_zero(MultiFDSendState *s, QEMUFile *f,
     qemu_put_byte(f, 0);
 }
 
+/*
+ * max-bandwidth for the channels: the migration thread hands out no more
+ * pages while the channels are ahead of the rate. The bytes counted are
+ * those on the wire, which the channels report after writing, so a debt
+ * is paid back by sleeping rather than never incurred; credit saved while
+ * idle is capped at 100 ms worth, so an idle spell is not followed by a
+ * burst. As for the main stream, there is no limit once the guest stopped.
+ */
+#define RATE_MAX_CREDIT_US (100 * 1000)
+
+static void multifd_send_rate_limit(MultiFDSendState *s)
+{
+    MigrationState *ms = migrate_get_current();
+    uint64_t bw = migrate_max_bandwidth();
+    uint64_t sent = stat64_get(&mig_stats.multifd_bytes);
+    int64_t now = g_get_monotonic_time();
+    int64_t max_credit = bw * RATE_MAX_CREDIT_US / G_USEC_PER_SEC;
+
+    if (!bw || __atomic_load_n(&ms->state, __ATOMIC_SEQ_CST) !=
+                   MIGRATION_STATUS_ACTIVE) {
+        s->rate_last_us = 0;
+        return;
+    }
+    if (!s->rate_last_us) {
+        s->rate_last_us = now;
+        s->rate_last_bytes = sent;
+        s->rate_credit = max_credit;
+        return;
+    }
+    s->rate_credit += (double)bw * (now - s->rate_last_us) / G_USEC_PER_SEC;
+    s->rate_credit = MIN(s->rate_credit, max_credit);
+    s->rate_credit -= sent - s->rate_last_bytes;
+    s->rate_last_us = now;
+    s->rate_last_bytes = sent;
+    if (s->rate_credit < 0) {
+        /* At most one slice, so a cancel is still seen in time. */
+        g_usleep(MIN(-s->rate_credit * (double)G_USEC_PER_SEC / bw,
+                     RATE_MAX_CREDIT_US));
+    }
+}
+
 static int multifd_sink_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
                                    uint64_t npages)
 {
@@ -679,6 +731,7 @@ static int multifd_sink_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
             continue;
         }
         if (b->num && (b->rb != rb || b->num == MULTIFD_BATCH_MAX_PAGES)) {
+            multifd_send_rate_limit(s);
             ret = multifd_send_flush_batch(s, f);
             if (ret < 0) {
                 return ret;

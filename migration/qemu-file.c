@@ -19,6 +19,7 @@
 #include "qemu/osdep.h"
 
 #include "migration/qemu-file.h"
+#include "qemu/fault-inject.h" /* rel */
 
 #define IO_BUF_SIZE 32768
 #define MAX_IOV_SIZE 64
@@ -310,6 +311,15 @@ size_t qemu_get_buffer(QEMUFile *f, uint8_t *buf, size_t len)
 
     if (f->last_error || f->is_writable) {
         return 0;
+    }
+    /* rel: fault injection "load-device-state" (debug only) */
+    if (fault_inject_active()) {
+        GError *err = NULL;
+
+        if (!fault_inject_consume(len, &err)) {
+            qemu_file_set_error_obj(f, -EIO, err);
+            return 0;
+        }
     }
     while (done < len) {
         size_t avail = f->buf_size - f->buf_index;

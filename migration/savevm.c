@@ -18,6 +18,7 @@
 #include "migration/options.h"
 #include "migration/savevm.h"
 #include "migration/vmstate-internal.h"
+#include "qemu/fault-inject.h" /* rel */
 
 #define MINIVM_MACHINE_TYPE "minivm-1.0"
 /* Longest machine type name the loader accepts from a stream. */
@@ -437,8 +438,14 @@ int qemu_savevm_state_complete_precopy(QEMUFile *f, GError **errp)
     json_builder_add_int_value(vmdesc, TARGET_PAGE_SIZE);
     json_builder_set_member_name(vmdesc, "devices");
     json_builder_begin_array(vmdesc);
+    /* rel: fault injection: the rest of the stream is device state */
+    if (fault_inject_active()) {
+        qemu_fflush(f); /* so RAM bytes do not count as device state */
+    }
+    fault_inject_set_phase(FAULT_PHASE_DEVICE_STATE);
     ret = savevm_save_devices(f, vmdesc, errp);
     if (ret < 0) {
+        fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
         return ret;
     }
     json_builder_end_array(vmdesc);
@@ -452,6 +459,7 @@ int qemu_savevm_state_complete_precopy(QEMUFile *f, GError **errp)
     qemu_put_be32(f, json->len);
     qemu_put_buffer(f, (const uint8_t *)json->str, json->len);
     qemu_fflush(f);
+    fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
     savevm_update_transferred(f);
     if (qemu_file_get_error(f)) {
         return savevm_error(f, -EIO, "Writing the migration stream", errp);
@@ -873,6 +881,10 @@ static int loadvm_main_loop(QEMUFile *f, GError **errp)
         switch (type) {
         case QEMU_VM_SECTION_START:
         case QEMU_VM_SECTION_FULL:
+            if (type == QEMU_VM_SECTION_FULL) {
+                /* rel: fault injection: device state from here on */
+                fault_inject_set_phase(FAULT_PHASE_DEVICE_STATE);
+            }
             ret = loadvm_section_start_full(f, loaded, type, errp);
             break;
         case QEMU_VM_SECTION_PART:
@@ -931,5 +943,6 @@ int qemu_loadvm_state(QEMUFile *f, GError **errp)
     if (ret == 0) {
         loadvm_skip_vmdesc(f);
     }
+    fault_inject_set_phase(FAULT_PHASE_NONE); /* rel */
     return ret;
 }

@@ -12,6 +12,7 @@
 #include "migration/misc.h"
 #include "monitor/monitor.h"
 #include "qemu/cutils.h"
+#include "qemu/fault-inject.h" /* rel */
 #include "system/cpus.h"
 #include "system/main-loop.h"
 #include "system/memory-backend.h"
@@ -68,6 +69,9 @@ static void usage(void)
            "                       put inherited fd N into fdset ID "
            "(repeatable)\n"
            "  -pidfile PATH        write the process id to PATH\n"
+           "  -fault-injection on|off\n"
+           "                       allow x-debug-inject-fault (tests only; "
+           "default off)\n"
            "  -daemonize           run in the background once set up\n"
            "  -version             print the version and exit\n"
            "  -help                print this help and exit\n");
@@ -168,7 +172,8 @@ static void parse_args(Options *o, int argc, char **argv)
                   !strcmp(opt, "monitor") || !strcmp(opt, "serial") ||
                   !strcmp(opt, "object") || !strcmp(opt, "machine") ||
                   !strcmp(opt, "workload") || !strcmp(opt, "incoming") ||
-                  !strcmp(opt, "add-fd") || !strcmp(opt, "pidfile");
+                  !strcmp(opt, "add-fd") || !strcmp(opt, "pidfile") ||
+                  !strcmp(opt, "fault-injection"); /* rel */
         if (!has_arg) {
             die("%s: invalid option (see -help)", argv[i]);
         }
@@ -210,6 +215,14 @@ static void parse_args(Options *o, int argc, char **argv)
             g_ptr_array_add(o->add_fd, (gpointer)arg);
         } else if (!strcmp(opt, "pidfile")) {
             o->pidfile = arg;
+        } else if (!strcmp(opt, "fault-injection")) { /* rel */
+            if (!strcmp(arg, "on")) {
+                fault_inject_set_enabled(true);
+            } else if (!strcmp(arg, "off")) {
+                fault_inject_set_enabled(false);
+            } else {
+                die("-fault-injection: expects 'on' or 'off', not '%s'", arg);
+            }
         }
     }
 }

@@ -90,7 +90,7 @@ class VM:
         raise RuntimeError('migration timed out')
 
     def digests(self):
-        return {d['name']: d['digest'] for d in self.cmd('x-query-ram-digest')}
+        return {d['block']: d['sha256'] for d in self.cmd('x-query-ram-digest')}
 
     def quit(self):
         try:

@@ -11,6 +11,7 @@
 #include "migration/global-state.h"
 #include "migration/mapped-ram.h"
 #include "migration/migration-stats.h"
+#include "migration/multifd.h"
 #include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -125,6 +126,30 @@ void stream_vm_set_mapped_ram(bool on)
     qmp_migrate_set_capabilities(&list, &err);
     g_assert_no_error(err);
     g_assert_cmpint(migrate_mapped_ram(), ==, on);
+}
+
+void stream_vm_set_multifd(int channels, const char *load_path)
+{
+    MigrationCapabilityStatus status = {
+        .capability = MIGRATION_CAPABILITY_MULTIFD,
+        .state = channels > 0,
+    };
+    MigrationCapabilityStatusList list = { .value = &status };
+    MigrateSetParameters params = {
+        .has_multifd_channels = true,
+        .multifd_channels = channels,
+    };
+    g_autoptr(GError) err = NULL;
+
+    if (channels > 0 && migrate_multifd_channels() != channels) {
+        qmp_migrate_set_parameters(&params, &err);
+        g_assert_no_error(err);
+    }
+    if (migrate_multifd() != (channels > 0)) {
+        qmp_migrate_set_capabilities(&list, &err);
+        g_assert_no_error(err);
+    }
+    multifd_set_incoming_file(channels > 0 ? load_path : NULL);
 }
 
 void stream_vm_state_capture(StreamVMState *st)

@@ -45,6 +45,11 @@ void stream_vm_fill(void);
 void stream_vm_clear_ram(int byte);
 /* Turns the mapped-ram capability on or off (asserts it worked). */
 void stream_vm_set_mapped_ram(bool on);
+/*
+ * multifd with that many channels (0: off). A mapped-ram file is then
+ * loaded by the channels, which open load_path themselves.
+ */
+void stream_vm_set_multifd(int channels, const char *load_path);
 
 /* What a load must reproduce: RAM, the serial counter, the run state. */
 typedef struct StreamVMState {

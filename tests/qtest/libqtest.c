@@ -3,10 +3,11 @@
  * them. See libqtest.h for the contract.
  *
  * No process may outlive its test: the child asks the kernel to kill it
- * when the test process dies (PR_SET_PDEATHSIG); a handler of SIGABRT
- * (every failed assertion aborts), SIGTERM (meson's timeout) and SIGINT
- * kills and reaps every live child and removes their temporary
- * directories, and an atexit handler does the same on a normal exit.
+ * when the test process dies (PR_SET_PDEATHSIG); a handler of the fatal
+ * signals -- SIGABRT (a failed assertion), SIGTRAP (g_error), SIGTERM
+ * (meson's timeout), SIGINT, SIGSEGV, SIGBUS -- kills and reaps every live
+ * child and removes their temporary directories, and an atexit handler
+ * does the same on a normal exit.
  * Every wait is bounded and fails the test with a message that says what
  * it was waiting for.
  */
@@ -157,16 +158,18 @@ static void fatal_signal_handler(int signo)
 {
     kill_all_children();
     /*
-     * SA_RESETHAND restored the default action: abort() raises SIGABRT
-     * again by itself; a SIGTERM (meson's timeout) or SIGINT is re-raised.
+     * SA_RESETHAND restored the default action and the signal is blocked
+     * while we run, so this one is delivered, and ends the test, as soon as
+     * the handler returns. (g_error() in a test traps with SIGTRAP and then
+     * spins: it must not return to that.)
      */
-    if (signo != SIGABRT) {
-        raise(signo);
-    }
+    raise(signo);
 }
 
 static void install_handlers(void)
 {
+    static const int fatal_signals[] = {SIGABRT, SIGTRAP, SIGTERM,
+                                        SIGINT,  SIGSEGV, SIGBUS};
     if (handlers_installed) {
         return;
     }
@@ -175,9 +178,9 @@ static void install_handlers(void)
         .sa_flags = SA_RESETHAND,
     };
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGABRT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(fatal_signals); i++) {
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
     atexit(kill_all_children);
     /* A VM that closes a socket under us must not kill the test. */
     signal(SIGPIPE, SIG_IGN);

@@ -765,6 +765,81 @@ static void test_fail_destination_killed(void)
     qtest_quit(src);
 }
 
+/*
+ * migrate_cancel while a channel is stuck (the proxy stopped reading it):
+ * cancelled, not failed; the source runs on and migrates again, straight
+ * to a new destination.
+ */
+static void test_cancel_stuck_channel(void)
+{
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(false);
+    QTestState *dst2 = NULL;
+    g_autofree char *real = tmp_path(dst, "real.sock");
+    g_autofree char *via = tmp_path(src, "proxy.sock");
+    g_autofree char *uri2 = NULL;
+    Proxy *proxy = proxy_start(via, real, 1, CUT_STALL, 4 * MiB);
+
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    qtest_qmp_assert_success(dst,
+                             "{'execute': 'migrate-incoming', 'arguments': "
+                             "{'uri': 'unix:%s', 'exit-on-error': false}}",
+                             real);
+    qtest_qmp_assert_success(
+        src, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", via);
+    proxy_wait_cut(proxy);
+    qtest_qmp_assert_success(src, "{'execute': 'migrate_cancel'}");
+    migrate_wait_status(src, "cancelled", MIG_TIMEOUT);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
+    assert_status(src, "running");
+    assert_status(dst, "inmigrate");
+    proxy_stop(proxy);
+    qtest_quit(dst);
+
+    dst2 = start_destination(true);
+    uri2 = socket_uri(dst2, "unix");
+    set_multifd(dst2, 2, false);
+    migrate_incoming_uri(dst2, uri2);
+    stop(src);
+    migrate_uri(src, uri2);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    migrate_wait_status(dst2, "completed", MIG_TIMEOUT);
+    assert_same_ram(src, dst2);
+    assert_ab_ok(dst2);
+    qtest_quit(dst2);
+    qtest_quit(src);
+}
+
+/*
+ * max-bandwidth holds for the channels too: about 100 MiB of a-b pages at
+ * 32 MiB/s take about 3 s.
+ */
+static void test_max_bandwidth(void)
+{
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(true);
+    g_autofree char *uri = socket_uri(dst, "unix");
+    g_autoptr(JsonNode) ret = NULL;
+    JsonObject *info;
+
+    stop(src);
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    migrate_set_parameter(src, "max-bandwidth", "33554432");
+    migrate_incoming_uri(dst, uri);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    ret = qtest_qmp_assert_success_ref(src, "{'execute': 'query-migrate'}");
+    info = json_node_get_object(ret);
+    g_assert_cmpint(qtest_json_get_int(info, "total-time"), >=, 2500);
+    assert_same_ram(src, dst);
+    assert_ab_ok(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* --- refusals --- */
 
 static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
@@ -872,6 +947,8 @@ int main(int argc, char **argv)
                     test_fail_channel_write_error);
     g_test_add_func("/multifd/failed/destination-killed",
                     test_fail_destination_killed);
+    g_test_add_func("/multifd/cancel", test_cancel_stuck_channel);
+    g_test_add_func("/multifd/unix/max-bandwidth", test_max_bandwidth);
     g_test_add_func("/multifd/refusals", test_refusals);
     return g_test_run();
 }

@@ -71,6 +71,7 @@ typedef struct Format {
     bool mapped_ram;
     bool file;
     uint64_t offset;
+    int multifd_channels; /* the destination's; 0: no multifd */
     GByteArray *image; /* the whole file (or memory), prefix included */
     StreamMap map;
     StreamVMState reference; /* after a clean load of image */
@@ -355,6 +356,7 @@ static int load_variant(const Variant *v, const GByteArray *data,
 
     stream_vm_set_mapped_ram(v->mapped_ram >= 0 ? v->mapped_ram
                                                 : f->mapped_ram);
+    stream_vm_set_multifd(f->multifd_channels, load_path);
     destination_reset(f);
     if (f->file) {
         load_file_update(data);
@@ -378,6 +380,9 @@ static void run_variant(const Variant *v)
     alarm(VARIANT_TIMEOUT_S);
     ret = load_variant(v, data, &err);
     alarm(0);
+    /* Work the load queued for the main loop (multifd's listener stop). */
+    while (g_main_context_iteration(NULL, false)) {
+    }
     running_variant = NULL;
     took = (g_get_monotonic_time() - start) / 1e6;
     if (took > slowest_s) {
@@ -431,6 +436,12 @@ static Format formats[] = {
       .mapped_ram = true,
       .file = true,
       .offset = 12345 },
+    /* The same file read by multifd channels (the writer's is the same). */
+    { .name = "mapped-ram-file-multifd",
+      .mapped_ram = true,
+      .file = true,
+      .offset = 4096,
+      .multifd_channels = 3 },
 };
 
 static void format_prepare(Format *f)
@@ -443,6 +454,7 @@ static void format_prepare(Format *f)
         return;
     }
     stream_vm_set_mapped_ram(f->mapped_ram);
+    stream_vm_set_multifd(0, NULL);
     stream_vm_state_capture(&source);
     if (f->file) {
         g_autofree char *path = g_build_filename(tmp_dir, "source.mig", NULL);
