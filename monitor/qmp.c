@@ -214,6 +214,17 @@ static void qmp_send_object(MonitorConn *conn, JsonObject *obj)
     json_generator_set_root(gen, root);
     json_node_unref(root);
     json_generator_to_gstring(gen, line);
+    /*
+     * A string may hold bytes that are not UTF-8 (an error quoting a
+     * damaged migration file): json-glib copies them as they are, and no
+     * client could parse the line. They can only sit inside strings, so
+     * replacing each with U+FFFD, as QEMU's JSON writer does, is safe.
+     */
+    if (!g_utf8_validate(line->str, line->len, NULL)) {
+        g_autofree char *valid = g_utf8_make_valid(line->str, line->len);
+
+        g_string_assign(line, valid);
+    }
     g_string_append(line, "\r\n");
     monitor_conn_write(conn, line->str, line->len);
 }

@@ -61,6 +61,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -556,6 +557,7 @@ class Bench:
         self.na = {}             # (size, dirlabel, guest, mode) -> reason
         self.normal_bytes = {}   # size -> bytes a stopped save writes
         self.live_image = None
+        self.kept_files = set()
         os.makedirs(args.out, exist_ok=True)
         self.logdir = os.path.join(args.out, 'logs')
         os.makedirs(self.logdir, exist_ok=True)
@@ -586,8 +588,6 @@ class Bench:
     # -- one save and its restore
     def save(self, vm, size, mode, path, live, image_path=None):
         row = {'op': 'save'}
-        if os.path.exists(path):
-            os.unlink(path)
         Caches.drop()
         if not live and vm.status() == 'running':
             vm.qmp.cmd('stop')
@@ -699,13 +699,25 @@ class Bench:
         key = (size, base['dir_label'], base['guest'], mode.name)
         if key in self.na:
             return
-        path = os.path.join(dirpath, 'minivm-bench-%s.mig' % mode.name)
+        path, keep = self.target_path(dirpath, base['dir_label'], size,
+                                      live, mode)
+        if not keep and os.path.exists(path):
+            os.unlink(path)
         tag = '[%s %s %s %s run %d]' % (size_label(size), base['dir_label'],
                                        base['guest'], mode.name,
                                        base['run'] + 1)
         try:
             try:
+                if keep and not os.path.exists(path):
+                    # Measured saves overwrite this file; the first one
+                    # allocates it, which is shown apart.
+                    prow = self.save(vm, size, mode, path, live, image_path)
+                    prow['op'] = 'save-new'
+                    prow = self.record(base, prow)
+                    log('%s first save into a new file: %.2f s' %
+                        (tag, prow['wall_s']))
                 srow = self.save(vm, size, mode, path, live, image_path)
+                srow['file_reused'] = keep
             except NotAvailable as e:
                 self.na[key] = str(e)
                 self.record(base, {'op': 'save'}, e.status, str(e))
@@ -734,8 +746,27 @@ class Bench:
                 self.record(base, {'op': 'restore'}, 'FAILED', str(e))
                 log('%s restore FAILED: %s' % (tag, e))
         finally:
-            if os.path.exists(path):
+            if not keep and os.path.exists(path):
                 os.unlink(path)
+
+    def target_path(self, dirpath, dir_label, size, live, mode):
+        """(file a save writes, whether it is kept and overwritten in place).
+
+        Mapped-ram files on the disk directory are kept: they are sparse
+        (holes at zero pages), and on a file system mounted with online
+        discard, unlinking one issues one discard per hole, which takes
+        minutes per GiB. Every mapped-ram mode writes the same layout, so
+        they share one file per guest size (and one for live guests, which
+        also write pages that are zero in the stopped guest). Plain streams
+        are contiguous and cheap to delete, so each save starts a new file.
+        """
+        if mode.mapped_ram and dir_label == 'disk':
+            name = 'minivm-bench-%s-mapped-ram%s.mig' % (
+                size_label(size), '-live' if live else '')
+            self.kept_files.add(os.path.join(dirpath, name))
+            return os.path.join(dirpath, name), True
+        return os.path.join(dirpath, 'minivm-bench-%s-%s.mig' % (
+            size_label(size), mode.name)), False
 
     # -- baselines
     def dd(self, argv):
@@ -853,6 +884,23 @@ class Bench:
                                    dir_label == 'disk')
         return src
 
+    def prime_live_file(self, src, size):
+        """Allocates the live guests' mapped-ram file with a save of the
+        stopped guest, so that live saves overwrite it as stopped ones do."""
+        mode = MODE_BY_NAME['mapped-ram']
+        if not any(m.mapped_ram for m in self.args.modes):
+            return
+        path, keep = self.target_path(self.args.dir, 'disk', size, True, mode)
+        if not keep or os.path.exists(path):
+            return
+        try:
+            row = self.save(src, size, mode, path, False)
+            log('[%s] live guests\' mapped-ram file allocated (%.1f s)' %
+                (size_label(size), row['wall_s']))
+        except NotAvailable as e:
+            log('[%s] cannot allocate the live mapped-ram file: %s' %
+                (size_label(size), e))
+
     def make_live_image(self, src, size):
         """Copies the filled guest's RAM, sparse, into a file that live
         guests map private: their RAM starts as the stopped guest's."""
@@ -941,6 +989,7 @@ class Bench:
                 if args.live_runs and args.live_rates:
                     if not src.alive():
                         src = self.fill_source(size)
+                    self.prime_live_file(src, size)
                     image = self.make_live_image(src, size)
                     src.quit()
                     try:
@@ -988,7 +1037,8 @@ def add_ratios(rows, baselines):
         if r['status'] != 'ok' or r['guest'] == 'baseline':
             continue
         mode = MODE_BY_NAME[r['mode']]
-        kind = BASELINE_FOR[(r['op'], mode.dio)]
+        op = 'save' if r['op'].startswith('save') else r['op']
+        kind = BASELINE_FOR[(op, mode.dio)]
         rate = baselines.get((r['size_bytes'], r['dir_label'], r['run']),
                              {}).get(kind)
         if rate is None or not r['guest'] == 'stopped':
@@ -1016,7 +1066,8 @@ def summarize(rows):
     def sort_key(key):
         size, dirl, guest, mode, op = key
         return (size, dirl != 'disk', guest_order.get(guest, 2), guest,
-                mode_order.get(mode, 99), op != 'save')
+                mode_order.get(mode, 99),
+                {'save': 0, 'save-new': 1}.get(op, 2))
     out = []
     for key in sorted(groups, key=sort_key):
         rs = groups[key]
@@ -1121,7 +1172,8 @@ CSV_FIELDS = ['size_bytes', 'dir_label', 'dir', 'guest', 'mode', 'op', 'run',
               'passes', 'normal_bytes', 'transferred_bytes', 'multifd_bytes',
               'cpu_s', 'cpu_total_s', 'cpu_s_per_gib', 'vm_hwm_mib',
               'guest_rss_mib', 'rss_extra_mib', 'cache_growth_mib',
-              'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes', 'loadavg1', 'verify',
+              'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes',
+              'file_reused', 'loadavg1', 'verify',
               'verify_s']
 
 
@@ -1279,6 +1331,14 @@ def report(bench, args, started, load_start):
         'page cache dropped before each save, restore and dd: %s' % (
             {True: 'yes', False: 'no (not permitted)',
              None: 'not attempted'}[Caches.permitted]),
+        'mapped-ram saves on the disk directory overwrite the file of the '
+        'previous one in place (kept: %s); "save-new" rows are first saves '
+        'into a new file. Deleting a sparse mapped-ram file on a file '
+        'system mounted with online discard issues one discard per hole '
+        '(minutes per GiB here).' % (', '.join(sorted(
+            '%s %.1f GiB allocated' % (os.path.basename(f),
+                                       os.stat(f).st_blocks * 512 / GiB)
+            for f in bench.kept_files if os.path.exists(f))) or 'none'),
         'restored RAM verified against the source: %s' % {
             'mem': 'byte compare through /proc/PID/mem',
             'digest': 'x-query-ram-digest',
@@ -1428,7 +1488,14 @@ def parse_args(argv):
     return args
 
 
+def terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv):
+    # A background job starts with SIGINT ignored; both end the run cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, terminate)
     args = parse_args(argv)
     started = datetime.datetime.now()
     load_start = os.getloadavg()

@@ -33,6 +33,7 @@ import time
 
 GiB = 1 << 30
 MiB = 1 << 20
+LIVE = []  # VMs to kill if the run dies half-way
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -104,6 +105,7 @@ class VM:
         argv = [binary, '-qmp', 'unix:%s,server=on,wait=off' % self.sock,
                 '-serial', 'file:' + self.serial] + args
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        LIVE.append(self)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -124,6 +126,8 @@ class VM:
         raise SystemExit('no %r on the serial port' % text)
 
     def close(self):
+        if self in LIVE:
+            LIVE.remove(self)
         try:
             self.qmp.execute('quit')
         except client.ClientError:
@@ -330,4 +334,9 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        for vm in LIVE:
+            vm.proc.kill()
+            vm.proc.wait()

@@ -34,9 +34,10 @@ static bool fuzz_command_allowed(const char *name)
 }
 
 /*
- * What the server wrote is the greeting, then replies and events, one per
- * line. json-glib's generator made each line, so its syntax is not in
- * question (parsing every line back would halve the speed); the shape is.
+ * What the server wrote is UTF-8 (a client could not parse it otherwise),
+ * the greeting, then replies and events, one per line. json-glib's
+ * generator made each line, so its syntax is not in question (parsing
+ * every line back would halve the speed); the shape is.
  */
 static void check_output(const GString *out)
 {
@@ -44,6 +45,9 @@ static void check_output(const GString *out)
     const char *end = out->str + out->len;
     bool first = true;
 
+    if (!g_utf8_validate(out->str, out->len, NULL)) {
+        g_error("output is not UTF-8: %s", out->str);
+    }
     while (p < end) {
         const char *eol = g_strstr_len(p, end - p, "\r\n");
         int len = eol ? eol - p : end - p;

@@ -340,6 +340,11 @@ static void check_runs_out(RelMode mode)
     }
     migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
     rel_assert_error_contains(src, ERR_ENOSPC, NULL);
+    {
+        g_autofree char *desc = rel_error_desc(src);
+
+        g_test_message("%s: %s", rel_mode_name(mode), desc);
+    }
     rel_assert_source_sound(src, true);
 
     if (mode == MODE_PLAIN) {
