@@ -26,10 +26,10 @@
  * Init message, 64 bytes: be32 magic, be32 version, 16-byte UUID of the
  * migration, u8 channel id, u8 number of channels (minivm), zero padding.
  */
-#define MULTIFD_INIT_SIZE      64
-#define MULTIFD_INIT_UUID      8
-#define MULTIFD_INIT_ID        24
-#define MULTIFD_INIT_COUNT     25
+#define MULTIFD_INIT_SIZE  64
+#define MULTIFD_INIT_UUID  8
+#define MULTIFD_INIT_ID    24
+#define MULTIFD_INIT_COUNT 25
 
 /*
  * Packet header, 288 bytes, then be64 page offsets (normal pages first,
@@ -48,9 +48,9 @@
     (MULTIFD_PACKET_HDR_SIZE + MULTIFD_BATCH_MAX_PAGES * 8)
 
 /* Flags: SYNC, and the compression method in bits 8-11. */
-#define MULTIFD_FLAG_SYNC        0x1
-#define MULTIFD_FLAG_COMP_SHIFT  8
-#define MULTIFD_FLAG_COMP_MASK   0xf00
+#define MULTIFD_FLAG_SYNC       0x1
+#define MULTIFD_FLAG_COMP_SHIFT 8
+#define MULTIFD_FLAG_COMP_MASK  0xf00
 
 /*
  * The most a compressed payload of n pages may take: every compressor's
@@ -91,12 +91,12 @@ static uint64_t get_be64(const uint8_t *p)
     return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
-static int writev_chunked(QIOChannel *ioc, const struct iovec *iov,
-                          size_t niov, GError **errp)
+static int writev_chunked(QIOChannel *ioc, const struct iovec *iov, size_t niov,
+                          GError **errp)
 {
     for (size_t i = 0; i < niov; i += MULTIFD_IOV_CHUNK) {
-        if (qio_channel_writev_all(ioc, iov + i,
-                                   MIN(MULTIFD_IOV_CHUNK, niov - i), errp) < 0) {
+        if (qio_channel_writev_all(
+                ioc, iov + i, MIN(MULTIFD_IOV_CHUNK, niov - i), errp) < 0) {
             return -1;
         }
     }
@@ -127,8 +127,8 @@ static size_t pages_to_iov(struct iovec *iov, RAMBlock *rb,
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *host = rb->host + offsets[i];
 
-        if (niov && (uint8_t *)iov[niov - 1].iov_base +
-                            iov[niov - 1].iov_len == host) {
+        if (niov &&
+            (uint8_t *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == host) {
             iov[niov - 1].iov_len += TARGET_PAGE_SIZE;
         } else {
             iov[niov].iov_base = host;
@@ -306,8 +306,10 @@ static bool socket_recv_init(MultiFDRecvChannel *c, GError **errp)
         return false;
     }
     if (count == 0) {
-        error_setg(errp, "multifd: init message of channel %u announces no "
-                         "channels", id);
+        error_setg(errp,
+                   "multifd: init message of channel %u announces no "
+                   "channels",
+                   id);
         return false;
     }
     if (!multifd_recv_register(c, init + MULTIFD_INIT_UUID, id, count, errp)) {
@@ -386,12 +388,11 @@ static int recv_pages(MultiFDRecvChannel *c, RAMBlock *rb, uint32_t normal,
         return -1;
     }
     comp = recv_compressor(c, method, errp);
-    if (!comp ||
-        qio_channel_read_all(c->ioc, c->comp_buf, payload, errp) < 0) {
+    if (!comp || qio_channel_read_all(c->ioc, c->comp_buf, payload, errp) < 0) {
         return -1;
     }
-    return comp->decompress(c->comp_state[method], c->comp_buf, payload,
-                            c->iov, niov, errp);
+    return comp->decompress(c->comp_state[method], c->comp_buf, payload, c->iov,
+                            niov, errp);
 }
 
 /*
@@ -450,9 +451,8 @@ static int socket_recv_packet(MultiFDRecvChannel *c, GError **errp)
         return -1;
     }
     if (c->have_packet_num && num <= c->last_packet_num) {
-        error_setg(errp,
-                   "multifd: packet number %" PRIu64 " after %" PRIu64, num,
-                   c->last_packet_num);
+        error_setg(errp, "multifd: packet number %" PRIu64 " after %" PRIu64,
+                   num, c->last_packet_num);
         return -1;
     }
     c->last_packet_num = num;
@@ -499,10 +499,9 @@ static int socket_recv_packet(MultiFDRecvChannel *c, GError **errp)
             memset(host, 0, TARGET_PAGE_SIZE);
         }
     }
-    multifd_channel_account(c->stats,
-                            MULTIFD_PACKET_HDR_SIZE + (normal + zero) * 8 +
-                                payload,
-                            normal + zero);
+    multifd_channel_account(
+        c->stats, MULTIFD_PACKET_HDR_SIZE + (normal + zero) * 8 + payload,
+        normal + zero);
     return 1;
 }
 

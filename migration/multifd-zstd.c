@@ -52,9 +52,8 @@ static ssize_t zstd_compress(void *state, const struct iovec *iov, size_t niov,
 
     ZSTD_CCtx_reset(z->cctx, ZSTD_reset_session_only);
     for (size_t i = 0; i < niov; i++) {
-        ZSTD_inBuffer ib = {.src = iov[i].iov_base,
-                            .size = iov[i].iov_len,
-                            .pos = 0};
+        ZSTD_inBuffer ib = {
+            .src = iov[i].iov_base, .size = iov[i].iov_len, .pos = 0};
         ZSTD_EndDirective mode = i == niov - 1 ? ZSTD_e_end : ZSTD_e_continue;
         size_t left;
 
@@ -100,9 +99,8 @@ static int zstd_decompress(void *state, const uint8_t *in, size_t in_len,
 
     ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
     for (size_t i = 0; i < niov; i++) {
-        ZSTD_outBuffer ob = {.dst = iov[i].iov_base,
-                             .size = iov[i].iov_len,
-                             .pos = 0};
+        ZSTD_outBuffer ob = {
+            .dst = iov[i].iov_base, .size = iov[i].iov_len, .pos = 0};
 
         while (ob.pos < ob.size) {
             size_t in_before = ib.pos, out_before = ob.pos;

@@ -188,9 +188,9 @@ typedef struct MultiFDSendState {
     uint8_t uuid[16];
     char *socket_addr;
     char *file_path;
-    uint64_t packet_num;   /* atomic */
-    uint64_t sync_gen;     /* dirty_sync_count at the last sync point */
-    bool dirty_since_sync; /* pages were handed out since then */
+    uint64_t packet_num;       /* atomic */
+    uint64_t sync_gen;         /* dirty_sync_count at the last sync point */
+    bool dirty_since_sync;     /* pages were handed out since then */
     RAMBlock *last_main_block; /* legacy zero records: CONTINUE */
 
     /* max-bandwidth: a token bucket over what the channels wrote. */
@@ -587,7 +587,8 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
         s->socket_addr = g_strdup(ms->connect_addr);
         g_mutex_unlock(&ms->lock);
         if (!s->socket_addr) {
-            error_setg(errp, "Migration requires multi-channel URIs (e.g. tcp)");
+            error_setg(errp,
+                       "Migration requires multi-channel URIs (e.g. tcp)");
             return -EINVAL;
         }
     }
@@ -725,7 +726,8 @@ static int multifd_sink_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
         uint64_t offset = page << TARGET_PAGE_BITS;
         MultiFDBatch *b = s->pending;
 
-        if (legacy_zero && buffer_is_zero(rb->host + offset, TARGET_PAGE_SIZE)) {
+        if (legacy_zero &&
+            buffer_is_zero(rb->host + offset, TARGET_PAGE_SIZE)) {
             multifd_send_legacy_zero(s, f, rb, offset);
             zero++;
             continue;

@@ -117,9 +117,9 @@ static const RAMPageSink ram_sink_legacy = {
 };
 
 /*
- * The one place a migration's page sink is chosen: legacy records, or
- * mapped-ram's positioned writes; multifd (migration/multifd.c) plugs in
- * here too when it exists.
+ * The one place a migration's page sink is chosen: legacy records,
+ * mapped-ram's positioned writes, or multifd's channels
+ * (migration/multifd.c).
  */
 static const RAMPageSink *ram_sink_select(GError **errp)
 {
@@ -229,7 +229,7 @@ static int ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     if (!rs->sink) {
         return -ENOTSUP;
     }
-    /* multifd detects zero pages itself when it exists; until then, here. */
+    /* For the legacy sink; mapped-ram and multifd read the parameter. */
     rs->zero_detection = migrate_zero_page_detection() != 0;
 
     RAMBLOCK_FOREACH(rb)

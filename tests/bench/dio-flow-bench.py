@@ -23,7 +23,9 @@ x-query-ram-digest. Nothing is asserted: this only measures.
 """
 
 import argparse
+import ctypes
 import importlib.util
+import mmap
 import os
 import statistics
 import subprocess
@@ -72,6 +74,40 @@ def drop_caches():
         return True
     except OSError:
         return False
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t,
+                         ctypes.POINTER(ctypes.c_ubyte)]
+
+
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_int, ctypes.c_long]
+LIBC.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+def file_cached_bytes(path):
+    """Bytes of path in the page cache (mincore), whoever put them there:
+    unlike Cached, other processes on the machine do not add to it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
+        addr = LIBC.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr is None or addr == ctypes.c_void_p(-1).value:
+            raise OSError(ctypes.get_errno(), 'mmap of ' + path)
+        try:
+            pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+            vec = (ctypes.c_ubyte * pages)()
+            if LIBC.mincore(addr, size, vec) != 0:
+                raise OSError(ctypes.get_errno(), 'mincore of ' + path)
+            return sum(b & 1 for b in vec) * mmap.PAGESIZE
+        finally:
+            LIBC.munmap(addr, size)
+    finally:
+        os.close(fd)
 
 
 class CacheWatch:
@@ -247,6 +283,7 @@ def main():
     save_path = os.path.join(workdir, 'dio-flow.save')
     dd_path = os.path.join(workdir, 'dio-flow.dd')
     dropped = drop_caches()
+    print('# load average at start: %s' % open('/proc/loadavg').read().strip())
     print('# %s guest, fill,zero=25, -smp 2, multifd-channels %d, dir %s '
           '(page cache %s before each step)' %
           (args.size, args.channels, workdir,
@@ -266,11 +303,13 @@ def main():
     results = {}
     normal_bytes = None
 
-    def record(key, wall, nbytes, cache):
-        results.setdefault(key, []).append((wall, nbytes, cache))
+    def record(key, wall, nbytes, cache, path):
+        in_cache = file_cached_bytes(path)
+        results.setdefault(key, []).append((wall, nbytes, cache, in_cache))
         print('%-22s %7.2f s  %6s GiB/s of data  %6.2f GiB/s of RAM  '
-              'cache +%d MiB' % (key, wall, fmt_rate(nbytes, wall),
-                                 size / wall / GiB, cache // MiB), flush=True)
+              'Cached +%d MiB  file in cache %d MiB' %
+              (key, wall, fmt_rate(nbytes, wall), size / wall / GiB,
+               cache // MiB, in_cache // MiB), flush=True)
 
     for run in range(args.runs):
         order = steps[run % len(steps):] + steps[:run % len(steps)]
@@ -280,11 +319,12 @@ def main():
                 drop_caches()
                 wall, info, cache = save(src, save_path, args.channels, dio)
                 normal_bytes = info['ram']['normal-bytes']
-                record('save ' + step, wall, normal_bytes, cache)
+                record('save ' + step, wall, normal_bytes, cache, save_path)
                 drop_caches()
                 dst, rwall, rcache = restore(binary, workdir, size, save_path,
                                              args.channels, dio)
-                record('restore ' + step, rwall, normal_bytes, rcache)
+                record('restore ' + step, rwall, normal_bytes, rcache,
+                       save_path)
                 if run == 0:
                     if src_digests is None:
                         src_digests = src.qmp.execute('x-query-ram-digest')
@@ -306,13 +346,16 @@ def main():
                 drop_caches()
                 wall, cache = dd(['if=/dev/zero', 'of=' + dd_path, 'bs=1M',
                                   'count=%d' % count, 'oflag=direct'])
-                record('dd write oflag=direct', wall, count * MiB, cache)
+                record('dd write oflag=direct', wall, count * MiB, cache,
+                       dd_path)
                 drop_caches()
                 wall, cache = dd(['if=' + dd_path, 'of=/dev/null', 'bs=1M',
                                   'iflag=direct'])
-                record('dd read iflag=direct', wall, count * MiB, cache)
+                record('dd read iflag=direct', wall, count * MiB, cache,
+                       dd_path)
 
     src.close()
+    print('# load average at end: %s' % open('/proc/loadavg').read().strip())
     for path in (save_path, dd_path):
         if os.path.exists(path):
             os.unlink(path)
@@ -320,16 +363,17 @@ def main():
     print('\n# medians over %d runs (data = %.2f GiB of non-zero pages)' %
           (args.runs, (normal_bytes or 0) / GiB))
     print('| step | wall s (min-max) | GiB/s of data | GiB/s of RAM | '
-          'page cache growth |')
-    print('|---|---|---|---|---|')
+          'Cached growth (peak) | file in page cache after |')
+    print('|---|---|---|---|---|---|')
     for key, rows in results.items():
         walls = [r[0] for r in rows]
         med = statistics.median(walls)
         nbytes = rows[0][1]
         cache = statistics.median([r[2] for r in rows])
-        print('| %s | %.2f (%.2f-%.2f) | %s | %.2f | %d MiB |' %
+        in_cache = statistics.median([r[3] for r in rows])
+        print('| %s | %.2f (%.2f-%.2f) | %s | %.2f | %d MiB | %d MiB |' %
               (key, med, min(walls), max(walls), fmt_rate(nbytes, med),
-               size / med / GiB, cache // MiB))
+               size / med / GiB, cache // MiB, in_cache // MiB))
     return 0
 
 

@@ -30,7 +30,7 @@
 /* What the filler leaves free: far less than the a-b guest's pages. */
 #define LEFT_FREE (16 * MiB)
 /* pc.ram, vga.vram, pc.bios */
-static const uint64_t block_sizes[] = {REL_RAM_SIZE, 8 * MiB, 256 * KiB};
+static const uint64_t block_sizes[] = {128 * MiB, 8 * MiB, 256 * KiB};
 
 static bool in_private_namespace;
 static char *ns_skip_reason;

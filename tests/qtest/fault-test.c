@@ -164,8 +164,8 @@ static const SaveCase save_cases[] = {
         "/fault/save/bitmaps/multifd",
         MODE_MULTIFD,
         true,
-        "'point': 'save-bitmaps', 'after-bytes': 4096",
-        {"injected fault at save-bitmaps after 4096 bytes"},
+        "'point': 'save-bitmaps', 'after-bytes': 1024",
+        {"injected fault at save-bitmaps after 1024 bytes"},
     },
     {
         "/fault/save/device-state",
@@ -420,6 +420,7 @@ int main(int argc, char **argv)
     int ret;
 
     g_test_init(&argc, &argv, NULL);
+    rel_ram_mib = 64; /* small and quick; the points do not need more */
     g_test_add_func("/fault/disabled", test_disabled);
     g_test_add_func("/fault/bad-arguments", test_bad_arguments);
     for (size_t i = 0; i < G_N_ELEMENTS(save_cases); i++) {

@@ -4,10 +4,13 @@
  * tcp: sockets (with and without compression). Every case checks guest
  * memory: the a-b checker on the destination, and per-block digests equal
  * to the source's when both are stopped. Also: a file written with N
- * channels loads with M (and without multifd) and is byte-identical to one
- * written without multifd; zero-page-detection none / legacy / multifd
- * give the same memory; a channel that breaks fails the whole migration
- * cleanly while the source keeps running; the refusal messages.
+ * channels loads with M (and without multifd) and its RAM part is
+ * byte-identical to one written without multifd; zero-page-detection
+ * none / legacy / multifd give the same memory; max-bandwidth holds; a
+ * channel that breaks (closed, write error, peer killed, damaged packets,
+ * cancel while stuck) fails the whole migration cleanly while the source
+ * keeps running; the refusal messages. Breakage comes from a small proxy
+ * between the two processes (see Proxy).
  */
 #include "qemu/osdep.h"
 
@@ -137,8 +140,8 @@ static JsonObject *query_migrate_ram(QTestState *s, JsonNode **hold)
  */
 static void assert_channels_used(QTestState *s, int n, bool source)
 {
-    g_autoptr(JsonNode) ret =
-        qtest_qmp_assert_success_ref(s, "{'execute': 'x-query-multifd-channels'}");
+    g_autoptr(JsonNode) ret = qtest_qmp_assert_success_ref(
+        s, "{'execute': 'x-query-multifd-channels'}");
     JsonArray *arr = json_node_get_array(ret);
 
     g_assert_cmpuint(json_array_get_length(arr), ==, n);
@@ -151,8 +154,7 @@ static void assert_channels_used(QTestState *s, int n, bool source)
     }
     if (source) {
         g_autofree char *hmp = qtest_hmp(s, "info migrate");
-        g_autofree char *line =
-            g_strdup_printf("multifd channel %d: ", n - 1);
+        g_autofree char *line = g_strdup_printf("multifd channel %d: ", n - 1);
 
         g_assert_nonnull(strstr(hmp, line));
         g_assert_nonnull(strstr(hmp, "multifd bytes: "));
@@ -188,8 +190,8 @@ static void assert_multifd_figures(QTestState *src, bool zero_pages,
  * Loads uri into a fresh destination (-S) with multifd set as given and
  * checks it against the stopped source.
  */
-static void load_file_and_check(QTestState *src, const char *uri,
-                                int channels, bool src_ran)
+static void load_file_and_check(QTestState *src, const char *uri, int channels,
+                                bool src_ran)
 {
     QTestState *dst = start_destination(true);
 
@@ -276,9 +278,8 @@ static uint64_t mapped_ram_end(const gchar *data, gsize len)
     static const struct {
         const char *name;
         uint64_t size;
-    } blocks[] = {{"pc.ram", RAM_SIZE},
-                  {"vga.vram", 8 * MiB},
-                  {"pc.bios", 256 * KiB}};
+    } blocks[] = {
+        {"pc.ram", RAM_SIZE}, {"vga.vram", 8 * MiB}, {"pc.bios", 256 * KiB}};
     uint64_t at = 0;
 
     /* The first entry is in the first few hundred bytes. */
@@ -479,6 +480,7 @@ typedef enum {
     CUT_DEST_SIDE, /* close its destination side: the channel closes */
     CUT_SRC_SIDE,  /* close its source side: the source's writes fail */
     CUT_STALL,     /* stop forwarding; close when the destination goes */
+    CUT_CORRUPT,   /* xor byte cut_after with corrupt_xor, go on */
 } CutMode;
 
 typedef struct Proxy {
@@ -490,6 +492,7 @@ typedef struct Proxy {
     int cut_conn;
     CutMode mode;
     uint64_t cut_after;
+    uint8_t corrupt_xor;
     int nconn;
     bool cut_done; /* atomic */
     bool stop;     /* atomic */
@@ -521,14 +524,21 @@ static bool proxy_stopping(Proxy *p)
     return __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST);
 }
 
-/* Copies what is readable on from to to; false at EOF or error. */
-static bool proxy_pump(int from, int to, uint64_t *count)
+/*
+ * Copies what is readable on from to to; false at EOF or error. With xor,
+ * the byte at stream position corrupt_at is changed on the way.
+ */
+static bool proxy_pump(int from, int to, uint64_t *count, uint8_t xor,
+                       uint64_t corrupt_at)
 {
     char buf[65536];
     ssize_t n = read(from, buf, sizeof(buf));
 
     if (n <= 0) {
         return false;
+    }
+    if (xor&&corrupt_at >= *count && corrupt_at < *count + n) {
+        buf[corrupt_at - *count] ^= xor;
     }
     *count += n;
     for (ssize_t done = 0; to >= 0 && done < n;) {
@@ -560,18 +570,23 @@ static gpointer proxy_conn_thread(gpointer opaque)
             continue;
         }
         if (fds[0].revents && pc->src_fd >= 0 && !stalled) {
-            if (!proxy_pump(pc->src_fd, pc->dst_fd, &forwarded)) {
+            bool corrupt = cut && p->mode == CUT_CORRUPT;
+
+            if (!proxy_pump(pc->src_fd, pc->dst_fd, &forwarded,
+                            corrupt ? p->corrupt_xor : 0, p->cut_after)) {
                 break;
             }
         }
         if (fds[1].revents && pc->dst_fd >= 0) {
-            if (!proxy_pump(pc->dst_fd, pc->src_fd, &back)) {
+            if (!proxy_pump(pc->dst_fd, pc->src_fd, &back, 0, 0)) {
                 break;
             }
         }
-        if (cut && forwarded >= p->cut_after) {
+        if (cut && forwarded > p->cut_after) {
             cut = false;
-            if (p->mode == CUT_DEST_SIDE) {
+            if (p->mode == CUT_CORRUPT) {
+                /* done in proxy_pump */
+            } else if (p->mode == CUT_DEST_SIDE) {
                 /* The destination sees the channel closed mid-stream. */
                 close(pc->dst_fd);
                 pc->dst_fd = -1;
@@ -840,6 +855,54 @@ static void test_max_bandwidth(void)
     qtest_quit(src);
 }
 
+/*
+ * A destination that receives a damaged channel fails with a message
+ * naming what is wrong, never a crash; the source fails and runs on.
+ * Offsets are into the first channel's bytes: the 64-byte init message,
+ * then the setup SYNC packet (288 bytes), then the first data packet
+ * (288-byte header, then be64 page offsets).
+ */
+typedef struct CorruptCase {
+    uint64_t at;
+    uint8_t xor ;
+    const char *expected;
+} CorruptCase;
+
+#define PKT1 (64 + 288)
+
+static void test_corrupt_channel(gconstpointer opaque)
+{
+    const CorruptCase *tc = opaque;
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(false);
+    g_autofree char *real = tmp_path(dst, "real.sock");
+    g_autofree char *via = tmp_path(src, "proxy.sock");
+    g_autofree char *dst_err = NULL;
+    Proxy *proxy = proxy_start(via, real, 1, CUT_CORRUPT, tc->at);
+
+    proxy->corrupt_xor = tc->xor ;
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    qtest_qmp_assert_success(dst,
+                             "{'execute': 'migrate-incoming', 'arguments': "
+                             "{'uri': 'unix:%s', 'exit-on-error': false}}",
+                             real);
+    qtest_qmp_assert_success(
+        src, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", via);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
+    dst_err = error_desc(dst);
+    if (!strstr(dst_err, tc->expected)) {
+        g_error("destination error \"%s\" does not say \"%s\"", dst_err,
+                tc->expected);
+    }
+    assert_status(dst, "inmigrate");
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
+    assert_status(src, "running");
+    proxy_stop(proxy);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 /* --- refusals --- */
 
 static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
@@ -924,9 +987,9 @@ static void test_refusals(void)
 int main(int argc, char **argv)
 {
     static const SocketCase socket_cases[] = {
-        {"unix", "none", true, NULL},  {"unix", "zlib", true, NULL},
-        {"unix", "zstd", true, NULL},  {"tcp", "none", true, NULL},
-        {"tcp", "zlib", true, NULL},   {"tcp", "zstd", true, NULL},
+        {"unix", "none", true, NULL}, {"unix", "zlib", true, NULL},
+        {"unix", "zstd", true, NULL}, {"tcp", "none", true, NULL},
+        {"tcp", "zlib", true, NULL},  {"tcp", "zstd", true, NULL},
     };
 
     g_test_init(&argc, &argv, NULL);
@@ -936,8 +999,8 @@ int main(int argc, char **argv)
                     test_file_cross_load);
     for (size_t i = 0; i < G_N_ELEMENTS(socket_cases); i++) {
         const SocketCase *tc = &socket_cases[i];
-        g_autofree char *name = g_strdup_printf(
-            "/multifd/%s/%s/live", tc->transport, tc->compression);
+        g_autofree char *name = g_strdup_printf("/multifd/%s/%s/live",
+                                                tc->transport, tc->compression);
 
         g_test_add_data_func(name, tc, test_socket);
     }
@@ -947,8 +1010,25 @@ int main(int argc, char **argv)
                     test_fail_channel_write_error);
     g_test_add_func("/multifd/failed/destination-killed",
                     test_fail_destination_killed);
+    static const CorruptCase corrupt_cases[] = {
+        {0, 0xff, "multifd: received packet magic"},
+        {24, 0x80, "is greater than number of channels"},
+        {64 + 4, 0x40, "multifd: received packet version"},
+        {PKT1 + 8, 0x10, "multifd: packet has unknown flags"},
+        {PKT1 + 12, 0x01, "pages, more than the maximum 128"},
+        {PKT1 + 24, 0x80, "multifd: packet number"},
+        {PKT1 + 32, 0x20, "multifd: unknown ramblock"},
+        {PKT1 + 288, 0x10, "is outside of ramblock"},
+    };
+
     g_test_add_func("/multifd/cancel", test_cancel_stuck_channel);
     g_test_add_func("/multifd/unix/max-bandwidth", test_max_bandwidth);
+    for (size_t i = 0; i < G_N_ELEMENTS(corrupt_cases); i++) {
+        g_autofree char *name = g_strdup_printf("/multifd/bad-channel/%" PRIu64,
+                                                corrupt_cases[i].at);
+
+        g_test_add_data_func(name, &corrupt_cases[i], test_corrupt_channel);
+    }
     g_test_add_func("/multifd/refusals", test_refusals);
     return g_test_run();
 }

@@ -12,9 +12,14 @@
 
 #include "libqtest.h"
 
-#define REL_RAM_SIZE    (128 * MiB)
-#define REL_GUEST_ARGS  "-m 128M -workload a-b"
 #define REL_MIG_TIMEOUT 120
+
+/*
+ * The guest every helper starts: "-m <rel_ram_mib>M -workload a-b". 128
+ * unless a test sets it first (smaller guests make faster tests).
+ */
+extern unsigned rel_ram_mib;
+#define REL_RAM_SIZE ((uint64_t)rel_ram_mib * MiB)
 
 /* How a migration is written. */
 typedef enum {

@@ -1,0 +1,302 @@
+/*
+ * Cancel and kill (issue 8, point 3). migrate_cancel lands in each
+ * outgoing state on purpose — setup (the connect to a destination whose
+ * listen queue is full), active (held back by max-bandwidth), device (the
+ * final fsync stalled by fault injection) — and every time the source
+ * ends "cancelled", runs on with its memory whole, and migrates again.
+ * A destination killed mid-load leaves the source "failed" but running
+ * and answering QMP; a source killed mid-save leaves the destination
+ * "failed", never running the half-loaded guest, still answering QMP.
+ */
+#include "qemu/osdep.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "reliability-util.h"
+
+/* Slow enough that a 128 MiB guest stays in "active" for many seconds. */
+#define SLOW_BANDWIDTH "4194304"
+
+/* The next MIGRATION event's status, which must be `expected`. */
+static void expect_event(QTestState *s, const char *expected)
+{
+    g_autoptr(JsonObject) ev = qtest_qmp_eventwait(s, "MIGRATION");
+    JsonObject *data = qtest_json_get_object(ev, "data");
+
+    g_assert_cmpstr(qtest_json_get_string(data, "status"), ==, expected);
+}
+
+static void cancel(QTestState *s)
+{
+    qtest_qmp_assert_success(s, "{'execute': 'migrate_cancel'}");
+}
+
+/* A TCP port nobody listens on right now (the kernel's pick). */
+static int free_tcp_port(void)
+{
+    struct sockaddr_in addr = {
+        .sin_family = AF_INET,
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    socklen_t len = sizeof(addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+/* After a cancel: a fresh save of the same source completes and loads. */
+static void retry_and_check(QTestState *src, RelMode mode)
+{
+    g_autofree char *path = rel_tmp_path(src, "retry.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    migrate_set_parameter(src, "max-bandwidth", "0");
+    rel_migrate(src, uri);
+    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    rel_load_and_check(src, uri, mode);
+}
+
+/* --- migrate_cancel in each state --- */
+
+/*
+ * setup: the destination's listen queue is full, so the source's connect
+ * blocks and the migration stays in setup. The cancel is taken at once
+ * (cancelling); the connect cannot be interrupted, so the migration ends
+ * cancelled when it gives up — here when the listener goes away.
+ */
+static void test_cancel_setup(void)
+{
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    g_autofree char *path = rel_tmp_path(src, "full.sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    g_autoptr(JsonNode) info = NULL;
+    int listener, filler;
+
+    g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
+    strcpy(addr.sun_path, path);
+    listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(bind(listener, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    g_assert_cmpint(listen(listener, 0), ==, 0);
+    /* One connection nobody accepts fills a queue of length 0. */
+    filler = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(filler, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+
+    migrate_set_capability(src, "events", true);
+    rel_migrate(src, uri);
+    expect_event(src, "setup");
+    cancel(src);
+    expect_event(src, "cancelling");
+    rel_assert_status(src, "running");
+    /* Still cancelling while the connect waits; a new migrate must wait. */
+    qtest_qmp_expect_error(src, "GenericError",
+                           "There's a migration process in progress",
+                           "{'execute': 'migrate', 'arguments': "
+                           "{'uri': '%s'}}",
+                           uri);
+
+    close(filler);
+    close(listener);
+    expect_event(src, "cancelled");
+    info = qtest_qmp_assert_success_ref(src, "{'execute': 'query-migrate'}");
+    g_assert_false(
+        json_object_has_member(json_node_get_object(info), "error-desc"));
+    rel_assert_source_sound(src, true);
+    retry_and_check(src, MODE_PLAIN);
+    qtest_quit(src);
+}
+
+/*
+ * active: held back by max-bandwidth, in each mode; multifd channels and
+ * all. The file left behind is not a valid save, and nobody said it was.
+ */
+static void test_cancel_active(gconstpointer opaque)
+{
+    RelMode mode = GPOINTER_TO_INT(opaque);
+    QTestState *src = rel_start_source(NULL, mode);
+    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    migrate_set_capability(src, "events", true);
+    migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
+    rel_migrate(src, uri);
+    expect_event(src, "setup");
+    expect_event(src, "active");
+    cancel(src);
+    expect_event(src, "cancelling");
+    expect_event(src, "cancelled");
+    rel_assert_source_sound(src, true);
+    /* Cancelling again, with nothing running, changes nothing. */
+    cancel(src);
+    retry_and_check(src, mode);
+    qtest_quit(src);
+}
+
+/*
+ * device: everything is written and the final fsync stalls (fault
+ * injection holds it), the guest stopped for switchover. The cancel wins:
+ * the save is not reported complete and the guest runs again.
+ */
+static void test_cancel_device(gconstpointer opaque)
+{
+    RelMode mode = GPOINTER_TO_INT(opaque);
+    QTestState *src = rel_start_source("-fault-injection on", mode);
+    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+
+    migrate_set_capability(src, "events", true);
+    qtest_qmp_assert_success(src, "{'execute': 'x-debug-inject-fault', "
+                                  "'arguments': {'point': 'save-sync', "
+                                  "'hold': true}}");
+    rel_migrate(src, uri);
+    expect_event(src, "setup");
+    expect_event(src, "active");
+    expect_event(src, "device");
+    rel_assert_status(src, "finish-migrate");
+    cancel(src);
+    expect_event(src, "cancelling");
+    /* The stalled fsync ends; the thread then sees the cancel. */
+    qtest_qmp_assert_success(src, "{'execute': 'x-debug-inject-fault', "
+                                  "'arguments': {'point': 'none'}}");
+    expect_event(src, "cancelled");
+    rel_assert_source_sound(src, true);
+    retry_and_check(src, mode);
+    qtest_quit(src);
+}
+
+/* --- killed peers --- */
+
+static char *socket_uri(QTestState *dst, bool tcp)
+{
+    if (tcp) {
+        return g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+    }
+    return g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
+}
+
+/*
+ * The destination dies (SIGKILL) mid-load: the source reports failed,
+ * runs on and answers QMP, and migrates again to a new destination.
+ */
+static void check_destination_killed(bool tcp, bool multifd)
+{
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
+    g_autofree char *uri = socket_uri(dst, tcp);
+
+    if (multifd) {
+        migrate_set_capability(src, "multifd", true);
+        migrate_set_capability(dst, "multifd", true);
+    }
+    migrate_set_capability(dst, "events", true);
+    migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
+    rel_migrate_incoming(dst, uri);
+    rel_migrate(src, uri);
+    expect_event(dst, "setup");
+    expect_event(dst, "active");
+    qtest_kill(dst);
+
+    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+    g_free(rel_error_desc(src)); /* there is one */
+    rel_assert_source_sound(src, true);
+
+    dst = rel_start_destination(NULL, MODE_PLAIN);
+    g_free(uri);
+    uri = socket_uri(dst, tcp);
+    if (multifd) {
+        migrate_set_capability(dst, "multifd", true);
+    }
+    migrate_set_parameter(src, "max-bandwidth", "0");
+    rel_migrate_incoming(dst, uri);
+    rel_migrate(src, uri);
+    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
+    rel_assert_same_ram(src, dst);
+    rel_assert_ab_ok(dst);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
+static void test_destination_killed_unix(void)
+{
+    check_destination_killed(false, false);
+}
+
+static void test_destination_killed_tcp_multifd(void)
+{
+    check_destination_killed(true, true);
+}
+
+/*
+ * The source dies (SIGKILL) mid-save: the destination reports failed,
+ * never runs the half-loaded guest, and answers QMP.
+ */
+static void check_source_killed(bool tcp, bool multifd)
+{
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
+    g_autofree char *uri = socket_uri(dst, tcp);
+
+    if (multifd) {
+        migrate_set_capability(src, "multifd", true);
+        migrate_set_capability(dst, "multifd", true);
+    }
+    migrate_set_capability(dst, "events", true);
+    migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
+    rel_migrate_incoming(dst, uri);
+    rel_migrate(src, uri);
+    expect_event(dst, "setup");
+    expect_event(dst, "active");
+    qtest_kill(src);
+
+    expect_event(dst, "failed");
+    g_free(rel_error_desc(dst));
+    rel_assert_destination_never_ran(dst);
+    qtest_quit(dst);
+}
+
+static void test_source_killed_unix(void)
+{
+    check_source_killed(false, false);
+}
+
+static void test_source_killed_tcp(void)
+{
+    check_source_killed(true, false);
+}
+
+static void test_source_killed_unix_multifd(void)
+{
+    check_source_killed(false, true);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    rel_ram_mib = 64; /* small and quick; the points do not need more */
+    g_test_add_func("/cancel/setup", test_cancel_setup);
+    g_test_add_data_func("/cancel/active/plain", GINT_TO_POINTER(MODE_PLAIN),
+                         test_cancel_active);
+    g_test_add_data_func("/cancel/active/multifd",
+                         GINT_TO_POINTER(MODE_MULTIFD), test_cancel_active);
+    g_test_add_data_func("/cancel/device/plain", GINT_TO_POINTER(MODE_PLAIN),
+                         test_cancel_device);
+    g_test_add_data_func("/cancel/device/mapped-ram",
+                         GINT_TO_POINTER(MODE_MAPPED_RAM), test_cancel_device);
+    g_test_add_func("/kill/destination/unix", test_destination_killed_unix);
+    g_test_add_func("/kill/destination/tcp-multifd",
+                    test_destination_killed_tcp_multifd);
+    g_test_add_func("/kill/source/unix", test_source_killed_unix);
+    g_test_add_func("/kill/source/tcp", test_source_killed_tcp);
+    g_test_add_func("/kill/source/unix-multifd",
+                    test_source_killed_unix_multifd);
+    return g_test_run();
+}
