@@ -145,10 +145,13 @@ void qemu_fflush(QEMUFile *f)
     }
     if (qio_channel_writev_all(f->ioc, f->iov, f->iovcnt, &err) < 0) {
         qemu_file_set_error_obj(f, -EIO, err);
-    } else {
-        f->transferred += f->iov_bytes;
     }
 out:
+    /*
+     * Queued bytes count as transferred even when the write failed, so the
+     * counter never goes backwards and callers' deltas stay non-negative.
+     */
+    f->transferred += f->iov_bytes;
     f->buf_index = 0;
     f->iovcnt = 0;
     f->iov_bytes = 0;

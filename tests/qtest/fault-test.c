@@ -29,6 +29,14 @@ static void clear_fault(QTestState *s)
     inject(s, "'point': 'none'");
 }
 
+/* The error in the test log, for whoever reads it (and for the docs). */
+static void log_error_desc(QTestState *s)
+{
+    g_autofree char *desc = rel_error_desc(s);
+
+    g_test_message("error-desc: %s", desc);
+}
+
 /* --- the knob itself --- */
 
 /* Without -fault-injection on, no client can arm anything. */
@@ -109,6 +117,7 @@ static void run_save_case(gconstpointer opaque)
     migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
     rel_assert_error_contains(src, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
+    log_error_desc(src);
     rel_assert_source_sound(src, !c->stopped);
 
     clear_fault(src);
@@ -269,6 +278,7 @@ static void run_load_case(gconstpointer opaque)
     migrate_wait_status(dst, "failed", REL_MIG_TIMEOUT);
     rel_assert_error_contains(dst, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
+    log_error_desc(dst);
     rel_assert_destination_never_ran(dst);
     qtest_quit(dst);
 
