@@ -122,9 +122,8 @@ bool fault_inject_arm(const char *point, uint64_t after_bytes, int channel,
             return false;
         }
         if (channel >= 0 && info->kind != CHAN_MULTIFD) {
-            error_setg(errp,
-                       "Parameter 'channel' applies only to save-multifd "
-                       "and load-multifd");
+            error_setg(errp, "Parameter 'channel' applies only to save-multifd "
+                             "and load-multifd");
             return false;
         }
     }
@@ -214,8 +213,7 @@ static bool fault_hold_locked(void)
     return true;
 }
 
-static void fault_set_error(GError **errp, const char *name,
-                            const char *what)
+static void fault_set_error(GError **errp, const char *name, const char *what)
 {
     if (fault.short_io) {
         error_setg(errp,
@@ -295,8 +293,7 @@ bool fault_inject_sync(const char *name, GError **errp)
             }
         } else {
             error_setg_errno(errp, fault.short_io ? EIO : fault.err_no,
-                             "Channel '%s': injected fault at save-sync",
-                             name);
+                             "Channel '%s': injected fault at save-sync", name);
             ok = false;
         }
     }

@@ -389,6 +389,119 @@ def fs_type(path):
         return '?'
 
 
+def mount_of(path):
+    """(device, mount point, fs type, options) of the mount holding PATH."""
+    path = os.path.realpath(path)
+    best = ('?', '/', '?', '')
+    with open('/proc/self/mounts') as f:
+        for line in f:
+            dev, mnt, fstype, opts = line.split()[:4]
+            mnt = mnt.replace('\\040', ' ')
+            if (path == mnt or path.startswith(mnt.rstrip('/') + '/')) and \
+                    len(mnt) >= len(best[1]):
+                best = (dev, mnt, fstype, opts)
+    return best
+
+
+def run_cmd(argv):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError('%s: %s' % (' '.join(argv),
+                                       r.stderr.strip() or 'failed'))
+    return r.stdout.strip()
+
+
+class LoopDisk:
+    """The default target directory: an ext4 file system in a file on the
+    build tree's disk, on a loop device with direct I/O (no second page
+    cache), mounted without online discard.
+
+    Why not a directory of the root file system itself: there (as on this
+    project's machines) ext4 may be mounted with `discard`, and deleting or
+    truncating a sparse mapped-ram file then issues one synchronous discard
+    per hole, i.e. per run of zero pages: minutes per GiB of guest, which
+    would dominate a benchmark that writes dozens of such files. --dir
+    measures any directory as it is (the deletion time is recorded).
+
+    The image is written through once when it is made, so that later
+    writes land on allocated blocks, and kept for the next run (delete
+    BUILD/bench-data/disk.img to reclaim it: it is not sparse, so that is
+    quick).
+    """
+
+    def __init__(self, root, nbytes):
+        self.root = root
+        self.image = os.path.join(root, 'disk.img')
+        self.mnt = os.path.join(root, 'mnt')
+        self.nbytes = nbytes
+        self.dev = None
+        self.mounted_here = False
+
+    def is_mounted(self):
+        return mount_of(self.mnt)[1] == os.path.realpath(self.mnt)
+
+    def setup(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        if self.is_mounted():
+            # Left by a run that was killed: reuse it if big enough.
+            st = os.statvfs(self.mnt)
+            if st.f_blocks * st.f_frsize >= self.nbytes * 0.9:
+                return self.data_dir()
+            run_cmd(['umount', self.mnt])
+        if (not os.path.exists(self.image) or
+                os.stat(self.image).st_size < self.nbytes):
+            self.make_image()
+        self.dev = run_cmd(['losetup', '--find', '--show', '--direct-io=on',
+                            self.image])
+        try:
+            run_cmd(['mount', '-o', 'nodiscard', self.dev, self.mnt])
+        except RuntimeError:
+            run_cmd(['losetup', '-d', self.dev])
+            raise
+        self.mounted_here = True
+        return self.data_dir()
+
+    def make_image(self):
+        if os.path.exists(self.image):
+            os.unlink(self.image)
+        log('making the benchmark file system: %s, %.0f GiB (written '
+            'through once)...' % (self.image, self.nbytes / GiB))
+        t = time.monotonic()
+        fd = os.open(self.image, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, self.nbytes)
+        finally:
+            os.close(fd)
+        run_cmd(['dd', 'if=/dev/zero', 'of=' + self.image, 'bs=4M',
+                 'count=%d' % (self.nbytes // (4 * MiB)), 'oflag=direct',
+                 'conv=notrunc', 'status=none'])
+        run_cmd(['mkfs.ext4', '-q', '-F', '-E', 'nodiscard', '-L',
+                 'minivm-bench', self.image])
+        log('made in %.0f s' % (time.monotonic() - t))
+
+    def data_dir(self):
+        d = os.path.join(self.mnt, 'data')
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def describe(self):
+        dev, _, fstype, opts = mount_of(self.image)
+        return ('ext4 without discard on a loop device (direct I/O) over '
+                '%s, itself on %s (%s%s)' % (
+                    self.image, dev, fstype,
+                    ', mounted with discard' if 'discard' in opts.split(',')
+                    else ''))
+
+    def teardown(self):
+        if self.mounted_here:
+            try:
+                run_cmd(['umount', self.mnt])
+                run_cmd(['losetup', '-d', self.dev])
+            except RuntimeError as e:
+                log('note: %s' % e)
+            self.mounted_here = False
+
+
 # ------------------------------------------------------ RAM compare -----
 
 def pair_mappings(src_maps, dst_maps, ram_size):
@@ -557,7 +670,6 @@ class Bench:
         self.na = {}             # (size, dirlabel, guest, mode) -> reason
         self.normal_bytes = {}   # size -> bytes a stopped save writes
         self.live_image = None
-        self.kept_files = set()
         os.makedirs(args.out, exist_ok=True)
         self.logdir = os.path.join(args.out, 'logs')
         os.makedirs(self.logdir, exist_ok=True)
@@ -699,25 +811,17 @@ class Bench:
         key = (size, base['dir_label'], base['guest'], mode.name)
         if key in self.na:
             return
-        path, keep = self.target_path(dirpath, base['dir_label'], size,
-                                      live, mode)
-        if not keep and os.path.exists(path):
+        path = os.path.join(dirpath, 'minivm-bench-%s-%s.mig' % (
+            size_label(size), mode.name))
+        if os.path.exists(path):
             os.unlink(path)
         tag = '[%s %s %s %s run %d]' % (size_label(size), base['dir_label'],
                                        base['guest'], mode.name,
                                        base['run'] + 1)
+        srow = None
         try:
             try:
-                if keep and not os.path.exists(path):
-                    # Measured saves overwrite this file; the first one
-                    # allocates it, which is shown apart.
-                    prow = self.save(vm, size, mode, path, live, image_path)
-                    prow['op'] = 'save-new'
-                    prow = self.record(base, prow)
-                    log('%s first save into a new file: %.2f s' %
-                        (tag, prow['wall_s']))
                 srow = self.save(vm, size, mode, path, live, image_path)
-                srow['file_reused'] = keep
             except NotAvailable as e:
                 self.na[key] = str(e)
                 self.record(base, {'op': 'save'}, e.status, str(e))
@@ -746,27 +850,13 @@ class Bench:
                 self.record(base, {'op': 'restore'}, 'FAILED', str(e))
                 log('%s restore FAILED: %s' % (tag, e))
         finally:
-            if not keep and os.path.exists(path):
+            if os.path.exists(path):
+                # Timed: on a file system mounted with online discard,
+                # deleting a sparse file issues one discard per hole.
+                t = time.monotonic()
                 os.unlink(path)
-
-    def target_path(self, dirpath, dir_label, size, live, mode):
-        """(file a save writes, whether it is kept and overwritten in place).
-
-        Mapped-ram files on the disk directory are kept: they are sparse
-        (holes at zero pages), and on a file system mounted with online
-        discard, unlinking one issues one discard per hole, which takes
-        minutes per GiB. Every mapped-ram mode writes the same layout, so
-        they share one file per guest size (and one for live guests, which
-        also write pages that are zero in the stopped guest). Plain streams
-        are contiguous and cheap to delete, so each save starts a new file.
-        """
-        if mode.mapped_ram and dir_label == 'disk':
-            name = 'minivm-bench-%s-mapped-ram%s.mig' % (
-                size_label(size), '-live' if live else '')
-            self.kept_files.add(os.path.join(dirpath, name))
-            return os.path.join(dirpath, name), True
-        return os.path.join(dirpath, 'minivm-bench-%s-%s.mig' % (
-            size_label(size), mode.name)), False
+                if srow is not None:
+                    srow['delete_s'] = time.monotonic() - t
 
     # -- baselines
     def dd(self, argv):
@@ -884,23 +974,6 @@ class Bench:
                                    dir_label == 'disk')
         return src
 
-    def prime_live_file(self, src, size):
-        """Allocates the live guests' mapped-ram file with a save of the
-        stopped guest, so that live saves overwrite it as stopped ones do."""
-        mode = MODE_BY_NAME['mapped-ram']
-        if not any(m.mapped_ram for m in self.args.modes):
-            return
-        path, keep = self.target_path(self.args.dir, 'disk', size, True, mode)
-        if not keep or os.path.exists(path):
-            return
-        try:
-            row = self.save(src, size, mode, path, False)
-            log('[%s] live guests\' mapped-ram file allocated (%.1f s)' %
-                (size_label(size), row['wall_s']))
-        except NotAvailable as e:
-            log('[%s] cannot allocate the live mapped-ram file: %s' %
-                (size_label(size), e))
-
     def make_live_image(self, src, size):
         """Copies the filled guest's RAM, sparse, into a file that live
         guests map private: their RAM starts as the stopped guest's."""
@@ -989,7 +1062,6 @@ class Bench:
                 if args.live_runs and args.live_rates:
                     if not src.alive():
                         src = self.fill_source(size)
-                    self.prime_live_file(src, size)
                     image = self.make_live_image(src, size)
                     src.quit()
                     try:
@@ -1037,8 +1109,7 @@ def add_ratios(rows, baselines):
         if r['status'] != 'ok' or r['guest'] == 'baseline':
             continue
         mode = MODE_BY_NAME[r['mode']]
-        op = 'save' if r['op'].startswith('save') else r['op']
-        kind = BASELINE_FOR[(op, mode.dio)]
+        kind = BASELINE_FOR[(r['op'], mode.dio)]
         rate = baselines.get((r['size_bytes'], r['dir_label'], r['run']),
                              {}).get(kind)
         if rate is None or not r['guest'] == 'stopped':
@@ -1067,7 +1138,7 @@ def summarize(rows):
         size, dirl, guest, mode, op = key
         return (size, dirl != 'disk', guest_order.get(guest, 2), guest,
                 mode_order.get(mode, 99),
-                {'save': 0, 'save-new': 1}.get(op, 2))
+                op != 'save')
     out = []
     for key in sorted(groups, key=sort_key):
         rs = groups[key]
@@ -1083,7 +1154,8 @@ def summarize(rows):
                 len(bad), len(rs), bad[0]['status'], bad[0]['reason'])
         for field in ('wall_s', 'gib_s', 'ratio_dd', 'cpu_s_per_gib',
                       'rss_extra_mib', 'cache_growth_mib',
-                      'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes', 'passes',
+                      'file_cached_mib', 'file_apparent_bytes',
+                      'file_alloc_bytes', 'delete_s', 'passes',
                       'downtime_ms', 'normal_bytes', 'loadavg1',
                       'total_time_ms'):
             med, lo, hi = median_min_max([r.get(field) for r in ok])
@@ -1108,13 +1180,14 @@ def mode_label(name):
 def table_rows(summary):
     head = ['size', 'dir', 'guest', 'mode', 'op', 'n', 'wall s med [min-max]',
             'GiB/s med [min-max]', 'x dd', 'CPU s/GiB', 'RSS+ MiB',
-            'cache+ MiB (file)', 'file GiB app/alloc', 'passes', 'downtime ms']
+            'cache+ MiB (file)', 'file GiB app/alloc', 'rm s', 'passes',
+            'downtime ms']
     lines = []
     for s in summary:
         if s['n'] == 0:
             cells = [size_label(s['size_bytes']), s['dir_label'], s['guest'],
                      mode_label(s['mode']), s['op'], '0',
-                     '%s (%s)' % (s['status'], s['reason'])] + [''] * 8
+                     '%s (%s)' % (s['status'], s['reason'])] + [''] * 9
             lines.append(cells)
             continue
         wall = '%s [%s-%s]' % (fmt(s['wall_s']), fmt(s['wall_s_min']),
@@ -1135,6 +1208,7 @@ def table_rows(summary):
                  fmt(s['ratio_dd']), fmt(s['cpu_s_per_gib']),
                  fmt(s['rss_extra_mib'], '%.0f'),
                  cache, files,
+                 fmt(s['delete_s']) if s['op'] == 'save' else '',
                  fmt(s['passes'], '%.0f') if s['op'] == 'save' else '',
                  fmt(s['downtime_ms'], '%.0f')
                  if s['op'] == 'save' and s['guest'].startswith('live') else '']
@@ -1173,7 +1247,7 @@ CSV_FIELDS = ['size_bytes', 'dir_label', 'dir', 'guest', 'mode', 'op', 'run',
               'cpu_s', 'cpu_total_s', 'cpu_s_per_gib', 'vm_hwm_mib',
               'guest_rss_mib', 'rss_extra_mib', 'cache_growth_mib',
               'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes',
-              'file_reused', 'loadavg1', 'verify',
+              'delete_s', 'loadavg1', 'verify',
               'verify_s']
 
 
@@ -1240,6 +1314,8 @@ def chart(summary, size, outdir, title):
     body = '\n'.join([
         'set title "%s" noenhanced' % title,
         'set ylabel "GiB/s of guest RAM (median, min-max)"',
+        'set xlabel "mode (mfdN: mapped-ram + multifd, N channels; '
+        '+dio: direct-io). Dashed: dd moving the same bytes" noenhanced',
         'set yrange [0:%.3f]' % (ymax * 1.25 + 0.01),
         'set style data histogram',
         'set style histogram errorbars gap 2 lw 1',
@@ -1267,41 +1343,31 @@ def chart(summary, size, outdir, title):
 
 
 def machine_info(dirs):
-    info = {}
-    info['nproc'] = os.cpu_count()
-    cpu = '?'
+    """nproc, CPU, memory, kernel, and what each directory is on."""
+    info = {'nproc': os.cpu_count(), 'cpu': '?',
+            'memory': '%.1f GiB' % (meminfo_kib('MemTotal') / (1 << 20)),
+            'kernel': platform.release()}
     with open('/proc/cpuinfo') as f:
         for line in f:
             if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
+                info['cpu'] = line.split(':', 1)[1].strip()
                 break
-    info['cpu'] = cpu
-    info['memory'] = '%.1f GiB' % (meminfo_kib('MemTotal') / (1 << 20))
-    info['kernel'] = platform.release()
     disks = []
-    for label, d in dirs:
+    for label, d, note in dirs:
         if not d:
             continue
-        src = '?'
-        try:
-            src = subprocess.run(['df', '--output=source', d],
-                                 capture_output=True, text=True,
-                                 check=True).stdout.split()[-1]
-        except (OSError, subprocess.CalledProcessError, IndexError):
-            pass
-        desc = '%s: %s (%s on %s' % (label, d, fs_type(d), src)
-        if src.startswith('/dev/'):
+        desc = '%s: %s (%s' % (label, d, note)
+        dev = note.split(' on ')[-1].split(' ')[0].rstrip(',')
+        if not dev.startswith('/dev/'):
+            dev = mount_of(d)[0]
+        if dev.startswith('/dev/') and not dev.startswith('/dev/loop'):
             try:
-                out = subprocess.run(['lsblk', '-dno', 'SIZE,MODEL', src],
-                                     capture_output=True, text=True,
-                                     check=True).stdout.split()
+                out = run_cmd(['lsblk', '-dno', 'SIZE,MODEL', dev]).split()
                 if out:
-                    desc += ', %s' % ' '.join(out)
-            except (OSError, subprocess.CalledProcessError):
+                    desc += '; %s: %s' % (dev, ' '.join(out))
+            except (RuntimeError, OSError):
                 pass
-            dev = os.path.basename(src)
-            if os.path.exists('/sys/block/%s/device/../driver' % dev) or \
-                    dev.startswith('vd'):
+            if os.path.basename(dev).startswith('vd'):
                 desc += ', virtio'
         disks.append(desc + ')')
     info['disk'] = '; '.join(disks)
@@ -1317,7 +1383,8 @@ def report(bench, args, started, load_start):
     write_csv(os.path.join(args.out, 'summary.csv'), summary, sfields)
     head, lines = table_rows(summary)
     load_end = os.getloadavg()
-    minfo = machine_info([('disk', args.dir), ('shm', args.shm_dir)])
+    minfo = machine_info([('disk', args.dir, args.dir_note),
+                          ('shm', args.shm_dir, 'tmpfs')])
     notes = [
         'machine: %d CPUs (%s), %s RAM, kernel %s' % (
             minfo['nproc'], minfo['cpu'], minfo['memory'], minfo['kernel']),
@@ -1331,14 +1398,6 @@ def report(bench, args, started, load_start):
         'page cache dropped before each save, restore and dd: %s' % (
             {True: 'yes', False: 'no (not permitted)',
              None: 'not attempted'}[Caches.permitted]),
-        'mapped-ram saves on the disk directory overwrite the file of the '
-        'previous one in place (kept: %s); "save-new" rows are first saves '
-        'into a new file. Deleting a sparse mapped-ram file on a file '
-        'system mounted with online discard issues one discard per hole '
-        '(minutes per GiB here).' % (', '.join(sorted(
-            '%s %.1f GiB allocated' % (os.path.basename(f),
-                                       os.stat(f).st_blocks * 512 / GiB)
-            for f in bench.kept_files if os.path.exists(f))) or 'none'),
         'restored RAM verified against the source: %s' % {
             'mem': 'byte compare through /proc/PID/mem',
             'digest': 'x-query-ram-digest',
@@ -1360,8 +1419,9 @@ def report(bench, args, started, load_start):
     charts = []
     for size in args.sizes:
         svg = chart(summary, size, args.out,
-                    'minivm save/restore, %s guest (fill,zero=25), stopped, '
-                    '%s' % (size_label(size), args.dir))
+                    'minivm save/restore of a stopped %s guest (fill,zero=25)'
+                    ', disk directory, %s' % (size_label(size),
+                                               started.strftime('%Y-%m-%d')))
         if svg:
             charts.append((size, svg))
     print()
@@ -1411,8 +1471,12 @@ def parse_args(argv):
     p.add_argument('--sizes', default='4',
                    help='guest sizes, comma-separated (GiB, or with an M/G '
                    'suffix; default 4)')
-    p.add_argument('--dir', help='target directory, disk-backed (default '
-                   'BUILD/bench-data)')
+    p.add_argument('--dir', help='target directory, used as it is (default: '
+                   'an ext4 file system without discard in '
+                   'BUILD/bench-data/disk.img, see --no-loop)')
+    p.add_argument('--no-loop', action='store_true',
+                   help='without --dir: use BUILD/bench-data/files directly '
+                   'instead of mounting the file system image')
     p.add_argument('--shm-dir', default='/dev/shm',
                    help='directory of the extra in-memory run, once '
                    '(default /dev/shm; "" to skip)')
@@ -1472,15 +1536,17 @@ def parse_args(argv):
                     (e, ', '.join(MODE_BY_NAME)))
     if args.runs < 1:
         p.error('--runs must be at least 1')
-    args.dir = os.path.abspath(args.dir or os.path.join(build, 'bench-data'))
-    os.makedirs(args.dir, exist_ok=True)
-    if fs_type(args.dir) in ('tmpfs', 'ramfs'):
-        log('note: %s is in memory (%s), not on a disk' %
-            (args.dir, fs_type(args.dir)))
+    args.loop = None
+    if args.dir:
+        args.dir = os.path.abspath(args.dir)
+        os.makedirs(args.dir, exist_ok=True)
+    elif not args.no_loop:
+        args.loop = LoopDisk(os.path.join(build, 'bench-data'),
+                             max(12 * GiB, 2 * max(args.sizes) + 4 * GiB))
+    else:
+        args.dir = os.path.join(build, 'bench-data', 'files')
+        os.makedirs(args.dir, exist_ok=True)
     if args.shm_dir and not os.path.isdir(args.shm_dir):
-        args.shm_dir = ''
-    if args.shm_dir and os.path.realpath(args.shm_dir) == \
-            os.path.realpath(args.dir):
         args.shm_dir = ''
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     args.out = os.path.abspath(args.out or os.path.join(
@@ -1492,11 +1558,42 @@ def terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def choose_dir(args):
+    """Mounts the default file system, or falls back to a plain directory;
+    warns about directories that would distort the figures."""
+    args.dir_note = ''
+    if args.loop:
+        try:
+            args.dir = args.loop.setup()
+            args.dir_note = args.loop.describe()
+        except (RuntimeError, OSError) as e:
+            log('note: cannot mount the benchmark file system (%s); using '
+                'a plain directory' % e)
+            args.loop = None
+            args.dir = os.path.join(args.build, 'bench-data', 'files')
+            os.makedirs(args.dir, exist_ok=True)
+    dev, _, fstype, opts = mount_of(args.dir)
+    if not args.dir_note:
+        args.dir_note = '%s on %s%s' % (
+            fstype, dev, ', mounted with discard'
+            if 'discard' in opts.split(',') else '')
+    if fstype in ('tmpfs', 'ramfs'):
+        log('note: %s is in memory (%s), not on a disk' % (args.dir, fstype))
+    if 'discard' in opts.split(','):
+        log('note: %s is mounted with online discard: deleting each sparse '
+            'mapped-ram file will take long (timed in the CSV as delete_s)'
+            % args.dir)
+    if args.shm_dir and os.path.realpath(args.shm_dir) == \
+            os.path.realpath(args.dir):
+        args.shm_dir = ''
+
+
 def main(argv):
     # A background job starts with SIGINT ignored; both end the run cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, terminate)
     args = parse_args(argv)
+    choose_dir(args)
     started = datetime.datetime.now()
     load_start = os.getloadavg()
     log('minivm save/restore benchmark: sizes %s, dir %s, runs %d, modes %s; '
@@ -1510,7 +1607,11 @@ def main(argv):
         log('interrupted: reporting what was measured')
     finally:
         bench.cleanup()
-    report(bench, args, started, load_start)
+    try:
+        report(bench, args, started, load_start)
+    finally:
+        if args.loop:
+            args.loop.teardown()
     failed = [r for r in bench.rows if r['status'] == 'FAILED']
     return 1 if failed else 0
 

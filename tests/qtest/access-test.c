@@ -60,8 +60,15 @@ typedef enum {
 } MigKind;
 
 static const char *const kind_names[KIND__MAX] = {
-    "file", "mapped-ram", "mapped-ram+multifd", "fdset", "fd (getfd)",
-    "exec", "unix",       "tcp",                "multifd over unix",
+    "file",
+    "mapped-ram",
+    "mapped-ram+multifd",
+    "fdset",
+    "fd (getfd)",
+    "exec",
+    "unix",
+    "tcp",
+    "multifd over unix",
     "multifd over tcp",
 };
 
@@ -364,7 +371,8 @@ static void raw_send(RawClient *c, const char *text, int pass_fd)
         cmsg->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(cmsg), &pass_fd, sizeof(int));
     }
-    g_assert_cmpint(sendmsg(c->fd, &msg, MSG_NOSIGNAL), ==, (ssize_t)iov.iov_len);
+    g_assert_cmpint(sendmsg(c->fd, &msg, MSG_NOSIGNAL), ==,
+                    (ssize_t)iov.iov_len);
 }
 
 /* The next message that is not an event (a reply). */
@@ -405,8 +413,8 @@ static RawClient *raw_connect(QTestState *s)
     strcpy(addr.sun_path, qtest_qmp_socket_path(s));
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     c->in = g_string_new(NULL);
-    g_assert_cmpint(connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)),
-                    ==, 0);
+    g_assert_cmpint(connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
     json_object_unref(raw_reply(c)); /* the greeting */
     raw_send(c, "{\"execute\": \"qmp_capabilities\"}\n", -1);
     r = raw_reply(c);

@@ -82,13 +82,13 @@ static void test_cancel_setup(void)
     g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
     strcpy(addr.sun_path, path);
     listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(bind(listener, (struct sockaddr *)&addr, sizeof(addr)),
-                    ==, 0);
+    g_assert_cmpint(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
     g_assert_cmpint(listen(listener, 0), ==, 0);
     /* One connection nobody accepts fills a queue of length 0. */
     filler = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(connect(filler, (struct sockaddr *)&addr, sizeof(addr)),
-                    ==, 0);
+    g_assert_cmpint(connect(filler, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
 
     migrate_set_capability(src, "events", true);
     rel_migrate(src, uri);

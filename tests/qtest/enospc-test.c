@@ -35,7 +35,10 @@ static const uint64_t block_sizes[] = {128 * MiB, 8 * MiB, 256 * KiB};
 static bool in_private_namespace;
 static char *ns_skip_reason;
 
-/* Our own mount namespace, so nothing we mount outlives the test. */
+/*
+ * Our own mount namespace, so nothing we mount outlives the test. Made in
+ * main(), while the process has one thread (unshare refuses otherwise).
+ */
 static bool private_mounts(void)
 {
     if (in_private_namespace) {
@@ -163,8 +166,9 @@ static SmallFs *mount_loop_ext4(unsigned size_mib)
     close(fd);
     {
         /* No journal and no reserved blocks: the space is all the test's. */
-        const char *mkfs[] = {"mkfs.ext4", "-q", "-F", "-O", "^has_journal",
-                              "-m", "0", fs->image, NULL};
+        const char *mkfs[] = {"mkfs.ext4", "-q",           "-F",
+                              "-O",        "^has_journal", "-m",
+                              "0",         fs->image,      NULL};
         const char *attach[] = {"losetup", "-f", "--show", fs->image, NULL};
 
         if (!run_tool(mkfs, NULL, &why) || !run_tool(attach, &dev, &why)) {
@@ -177,8 +181,8 @@ static SmallFs *mount_loop_ext4(unsigned size_mib)
     }
     g_strstrip(dev);
     if (mount(dev, fs->dir, "ext4", 0, NULL) < 0) {
-        g_autofree char *msg = g_strdup_printf("cannot mount %s: %s", dev,
-                                               g_strerror(errno));
+        g_autofree char *msg =
+            g_strdup_printf("cannot mount %s: %s", dev, g_strerror(errno));
         const char *detach[] = {"losetup", "-d", dev, NULL};
 
         run_tool(detach, NULL, &why);
@@ -267,7 +271,8 @@ static void check_refused(RelMode mode, bool stopped)
     uri = g_strdup_printf("file:%s/mig.img", fs->dir);
     msg = g_strdup_printf("Not enough free space for the migration file: "
                           "need %" PRIu64 " bytes, %" PRIu64 " available",
-                          expected_bound(mode != MODE_PLAIN), (uint64_t)(64 * MiB));
+                          expected_bound(mode != MODE_PLAIN),
+                          (uint64_t)(64 * MiB));
     qtest_qmp_expect_error(src, "GenericError", msg,
                            "{'execute': 'migrate', 'arguments': "
                            "{'uri': '%s'}}",
@@ -368,6 +373,7 @@ static void test_runs_out(gconstpointer mode)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    private_mounts(); /* a failure is reported by each test that needs it */
     g_test_add_func("/enospc/refused/mapped-ram", test_refused_mapped_ram);
     g_test_add_func("/enospc/refused/plain-stopped",
                     test_refused_plain_stopped);

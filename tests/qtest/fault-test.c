@@ -108,16 +108,22 @@ static void run_save_case(gconstpointer opaque)
     QTestState *src = rel_start_source(FAULT_ON, c->mode);
     g_autofree char *path = rel_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autoptr(GArray) fds_before = NULL;
+    g_autoptr(GArray) fds_after = NULL;
 
     if (c->stopped) {
         qtest_qmp_assert_success(src, "{'execute': 'stop'}");
     }
     inject(src, c->fault);
+    fds_before = rel_open_fds(qtest_pid(src));
     rel_migrate(src, uri);
     migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
     rel_assert_error_contains(src, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
     log_error_desc(src);
+    /* The failed save left nothing open (channels, multifd files). */
+    fds_after = rel_open_fds(qtest_pid(src));
+    rel_assert_same_fds(qtest_pid(src), fds_before, fds_after, c->path);
     rel_assert_source_sound(src, !c->stopped);
 
     clear_fault(src);
@@ -152,6 +158,14 @@ static const SaveCase save_cases[] = {
         {"injected fault at save-main", "Input/output error"},
     },
     {
+        /* mapped-ram writes its block headers during setup */
+        "/fault/save/main/setup",
+        MODE_MAPPED_RAM,
+        false,
+        "'point': 'save-main'",
+        {"injected fault at save-main after 0 bytes", "Input/output error"},
+    },
+    {
         "/fault/save/multifd/channel",
         MODE_MULTIFD,
         false,
@@ -166,8 +180,7 @@ static const SaveCase save_cases[] = {
         MODE_MAPPED_RAM,
         false,
         "'point': 'save-bitmaps'",
-        {"injected fault at save-bitmaps after 0 bytes",
-         "Input/output error"},
+        {"injected fault at save-bitmaps after 0 bytes", "Input/output error"},
     },
     {
         "/fault/save/bitmaps/multifd",
@@ -272,13 +285,19 @@ static void run_load_case(gconstpointer opaque)
     const LoadCase *c = opaque;
     const SavedImage *img = saved_image(c->mode);
     QTestState *dst = rel_start_destination(FAULT_ON, c->mode);
+    g_autoptr(GArray) fds_before = NULL;
+    g_autoptr(GArray) fds_after = NULL;
 
     inject(dst, c->fault);
+    fds_before = rel_open_fds(qtest_pid(dst));
     rel_migrate_incoming(dst, img->uri);
     migrate_wait_status(dst, "failed", REL_MIG_TIMEOUT);
     rel_assert_error_contains(dst, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
     log_error_desc(dst);
+    /* The failed load left nothing open (the file, multifd channels). */
+    fds_after = rel_open_fds(qtest_pid(dst));
+    rel_assert_same_fds(qtest_pid(dst), fds_before, fds_after, c->path);
     rel_assert_destination_never_ran(dst);
     qtest_quit(dst);
 
@@ -434,12 +453,10 @@ int main(int argc, char **argv)
     g_test_add_func("/fault/disabled", test_disabled);
     g_test_add_func("/fault/bad-arguments", test_bad_arguments);
     for (size_t i = 0; i < G_N_ELEMENTS(save_cases); i++) {
-        g_test_add_data_func(save_cases[i].path, &save_cases[i],
-                             run_save_case);
+        g_test_add_data_func(save_cases[i].path, &save_cases[i], run_save_case);
     }
     for (size_t i = 0; i < G_N_ELEMENTS(load_cases); i++) {
-        g_test_add_data_func(load_cases[i].path, &load_cases[i],
-                             run_load_case);
+        g_test_add_data_func(load_cases[i].path, &load_cases[i], run_load_case);
     }
     g_test_add_func("/fault/save/socket", test_save_socket);
     g_test_add_func("/fault/load/multifd-socket", test_load_multifd_socket);

@@ -38,9 +38,8 @@ void rel_set_mode(QTestState *s, RelMode mode)
 
 QTestState *rel_start_source(const char *extra, RelMode mode)
 {
-    g_autofree char *args =
-        g_strdup_printf("-m %uM -workload a-b %s", rel_ram_mib,
-                        extra ? extra : "");
+    g_autofree char *args = g_strdup_printf("-m %uM -workload a-b %s",
+                                            rel_ram_mib, extra ? extra : "");
     QTestState *src = qtest_init(args);
 
     qtest_wait_serial(src, "AB", 60);
@@ -52,9 +51,8 @@ QTestState *rel_start_source(const char *extra, RelMode mode)
 
 QTestState *rel_start_destination(const char *extra, RelMode mode)
 {
-    g_autofree char *args =
-        g_strdup_printf("-S -m %uM -workload a-b %s", rel_ram_mib,
-                        extra ? extra : "");
+    g_autofree char *args = g_strdup_printf("-S -m %uM -workload a-b %s",
+                                            rel_ram_mib, extra ? extra : "");
     QTestState *dst = qtest_init_incoming("defer", args);
 
     rel_set_mode(dst, mode);
