@@ -385,6 +385,90 @@ static int connect_retry(int fd, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
+/* --- rel: a connect that a cancel can interrupt --- */
+
+/* How often a waiting connect looks at its cancel predicate. */
+#define CONNECT_POLL_MS 20
+
+/*
+ * connect() in non-blocking mode, waiting in slices so that cancelled()
+ * is asked every CONNECT_POLL_MS: a TCP connect in progress is polled, a
+ * UNIX connect to a listener whose queue is full (EAGAIN) is retried.
+ * Fails with ECANCELED when cancelled() says so. The socket is left
+ * blocking again.
+ */
+static int connect_cancellable(int fd, const struct sockaddr *sa,
+                               socklen_t len, QIOChannelCancelFunc cancelled,
+                               void *opaque)
+{
+    int flags = fcntl(fd, F_GETFL);
+    int saved_errno;
+    int ret = -1;
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        return -1;
+    }
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int err = 0;
+        socklen_t elen = sizeof(err);
+        int n;
+
+        if (connect(fd, sa, len) == 0) {
+            ret = 0;
+            break;
+        }
+        if (errno == EAGAIN || errno == EINTR) {
+            /* UNIX: the listener's queue is full; try again shortly. */
+            if (cancelled(opaque)) {
+                errno = ECANCELED;
+                break;
+            }
+            g_usleep(CONNECT_POLL_MS * 1000);
+            continue;
+        }
+        if (errno != EINPROGRESS && errno != EALREADY) {
+            break;
+        }
+        /* TCP: the handshake goes on; wait for it in slices. */
+        while ((n = RETRY_ON_EINTR(poll(&pfd, 1, CONNECT_POLL_MS))) == 0) {
+            if (cancelled(opaque)) {
+                errno = ECANCELED;
+                goto out;
+            }
+        }
+        if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+            break;
+        }
+        if (err) {
+            errno = err;
+            break;
+        }
+        ret = 0;
+        break;
+    }
+out:
+    saved_errno = errno; /* the caller's message wants the connect's */
+    if (fcntl(fd, F_SETFL, flags) < 0 && ret == 0) {
+        return -1;
+    }
+    errno = saved_errno;
+    return ret;
+}
+
+/* Either kind of connect: blocking, or cancellable when cancelled != NULL. */
+static int connect_maybe_cancellable(int fd, const struct sockaddr *sa,
+                                     socklen_t len,
+                                     QIOChannelCancelFunc cancelled,
+                                     void *opaque)
+{
+    if (cancelled) {
+        return connect_cancellable(fd, sa, len, cancelled, opaque);
+    }
+    return connect_retry(fd, sa, len);
+}
+/* --- rel: end --- */
+
 static int resolve(const char *host, const char *port, bool passive,
                    struct addrinfo **res, GError **errp)
 {
@@ -403,7 +487,10 @@ static int resolve(const char *host, const char *port, bool passive,
     return 0;
 }
 
-QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
+/* rel: the body of both connects; cancelled may be NULL (blocking). */
+static QIOChannelSocket *socket_connect(const char *addr,
+                                        QIOChannelCancelFunc cancelled,
+                                        void *opaque, GError **errp)
 {
     g_autofree char *path = NULL;
     g_autofree char *host = NULL;
@@ -427,7 +514,8 @@ QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
             error_setg_errno(errp, errno, "Unable to create socket");
             return NULL;
         }
-        if (connect_retry(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        if (connect_maybe_cancellable(fd, (struct sockaddr *)&sun,
+                                      sizeof(sun), cancelled, opaque) < 0) {
             error_setg_errno(errp, errno, "Failed to connect to '%s'", addr);
             close(fd);
             return NULL;
@@ -448,7 +536,8 @@ QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
             saved_errno = errno;
             continue;
         }
-        if (connect_retry(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (connect_maybe_cancellable(fd, ai->ai_addr, ai->ai_addrlen,
+                                      cancelled, opaque) == 0) {
             /* The monitor's small replies must not wait for Nagle. */
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             break;
@@ -463,6 +552,19 @@ QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
         return NULL;
     }
     return socket_wrap(fd, AF_INET, addr);
+}
+
+QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
+{
+    return socket_connect(addr, NULL, NULL, errp);
+}
+
+/* rel */
+QIOChannelSocket *qio_channel_socket_connect_cancellable(
+    const char *addr, QIOChannelCancelFunc cancelled, void *opaque,
+    GError **errp)
+{
+    return socket_connect(addr, cancelled, opaque, errp);
 }
 
 static QIOChannelSocket *listen_unix(const char *addr, const char *path,

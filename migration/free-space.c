@@ -69,8 +69,9 @@ bool migration_check_free_space(QIOChannel *ioc, GError **errp)
                                    &need)) {
         return true;
     }
-    if (fstatvfs(fd, &vfs) < 0) {
-        return true; /* the save itself will report what is wrong */
+    if (fstatvfs(fd, &vfs) < 0 || vfs.f_blocks == 0) {
+        /* Unknown, or a file system that reports no size: just try. */
+        return true;
     }
     avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     if (avail < need) {

@@ -17,9 +17,19 @@
 static QIOChannelSocket *listener;
 static guint listener_watch;
 
+/* rel: a connect that waits on its peer gives up once cancelled (or quit). */
+static bool socket_connect_cancelled(void *opaque)
+{
+    MigrationState *s = opaque;
+
+    return __atomic_load_n(&s->state, __ATOMIC_SEQ_CST) ==
+           MIGRATION_STATUS_CANCELLING;
+}
+
 QIOChannel *socket_connect_outgoing(const char *addr, GError **errp)
 {
-    QIOChannelSocket *sioc = qio_channel_socket_connect(addr, errp);
+    QIOChannelSocket *sioc = qio_channel_socket_connect_cancellable(
+        addr, socket_connect_cancelled, migrate_get_current(), errp);
 
     if (!sioc) {
         return NULL;

@@ -20,6 +20,16 @@ QIOChannelSocket *qio_channel_socket_new_fd(int fd, GError **errp);
 /* Blocking connect to "unix:PATH" or "tcp:HOST:PORT". */
 QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp);
 /*
+ * rel: the same, but a connect that waits (a TCP handshake, a UNIX
+ * listener whose queue is full) asks cancelled(opaque) every 20 ms and
+ * gives up with ECANCELED ("Operation canceled") when it returns true, so
+ * that migrate_cancel and quit never wait on a peer that does not answer.
+ */
+typedef bool (*QIOChannelCancelFunc)(void *opaque);
+QIOChannelSocket *qio_channel_socket_connect_cancellable(
+    const char *addr, QIOChannelCancelFunc cancelled, void *opaque,
+    GError **errp);
+/*
  * A listening socket on "unix:PATH" (created mode 0600; a stale socket file
  * is replaced) or "tcp:HOST:PORT" (port 0 picks a free port).
  */

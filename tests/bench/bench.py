@@ -504,6 +504,23 @@ class LoopDisk:
 
 # ------------------------------------------------------ RAM compare -----
 
+def read_full(fd, buf, addr):
+    """Fills buf from /proc/PID/mem at addr; the bytes read. One read may
+    stop short (seen on private file mappings), so it goes on until a read
+    returns nothing."""
+    view = memoryview(buf)
+    done = 0
+    try:
+        while done < len(buf):
+            n = os.preadv(fd, [view[done:]], addr + done)
+            if n <= 0:
+                break
+            done += n
+    finally:
+        view.release()
+    return done
+
+
 def pair_mappings(src_maps, dst_maps, ram_size):
     """Pairs RAM blocks of two processes by length (they are all distinct:
     pc.ram, vga.vram, pc.bios); None when the two sets differ."""
@@ -527,25 +544,31 @@ def compare_ram_mem(src_pid, dst_pid, src_maps, dst_maps, ram_size):
         raise LookupError('RAM mappings differ: %s vs %s' %
                           ([m[1] for m in src_maps], [m[1] for m in dst_maps]))
     # Reused buffers: fresh memory is slow to fault in on some hosts.
-    a = bytearray(COMPARE_CHUNK)
-    b = bytearray(COMPARE_CHUNK)
+    full_a = bytearray(COMPARE_CHUNK)
+    full_b = bytearray(COMPARE_CHUNK)
     sfd = os.open('/proc/%d/mem' % src_pid, os.O_RDONLY)
     dfd = os.open('/proc/%d/mem' % dst_pid, os.O_RDONLY)
     try:
         for (s_start, length, _), (d_start, _, _) in pairs:
             for off in range(0, length, COMPARE_CHUNK):
                 n = min(COMPARE_CHUNK, length - off)
-                if n != COMPARE_CHUNK:
-                    a = bytearray(n)
-                    b = bytearray(n)
-                if (os.preadv(sfd, [a], s_start + off) != n or
-                        os.preadv(dfd, [b], d_start + off) != n):
-                    raise LookupError('short read of /proc/PID/mem')
+                a, b = full_a, full_b
+                if n != COMPARE_CHUNK:  # a block's last piece
+                    a, b = bytearray(n), bytearray(n)
+                got_a = read_full(sfd, a, s_start + off)
+                got_b = read_full(dfd, b, d_start + off)
+                if got_a != n or got_b != n:
+                    raise LookupError(
+                        'short read of /proc/PID/mem: %d and %d of %d bytes '
+                        'at offset 0x%x of a %d KiB block' %
+                        (got_a, got_b, n, off, length // KiB))
                 if a != b:
                     for p in range(0, n, PAGE):
                         if a[p:p + PAGE] != b[p:p + PAGE]:
                             return ('block of %d MiB differs at offset 0x%x' %
                                     (length // MiB, off + p))
+                    return ('block of %d MiB differs at offset 0x%x' %
+                            (length // MiB, off))
     finally:
         os.close(sfd)
         os.close(dfd)
@@ -995,7 +1018,7 @@ class Bench:
             os.ftruncate(ofd, size)
             for off in range(0, size, COMPARE_CHUNK):
                 n = min(COMPARE_CHUNK, size - off)
-                if os.preadv(mfd, [view[:n]], start + off) != n:
+                if read_full(mfd, view[:n], start + off) != n:
                     raise RuntimeError('short read of /proc/%d/mem' % src.pid)
                 run = None
                 for p in range(0, n + PAGE, PAGE):

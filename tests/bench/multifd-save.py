@@ -10,8 +10,9 @@ pages incompressible, 25% zero, scattered page by page) is saved with
 mapped-ram to DIR: once single-threaded (mapped-ram without multifd) and
 once per channel count with multifd. Runs are interleaved (run 1 of every
 mode, then run 2, ...) since the machine's speed drifts; each mode reports
-the median wall time, from `migrate` to status "completed", and GiB/s of
-guest RAM. Every saved file is loaded once into a fresh `-incoming defer`
+the median wall time, from `migrate` to status "completed", GiB/s of
+guest RAM, and the CPU time the process used (user + system, all
+threads: the guest is stopped, so it is the save's). Every saved file is loaded once into a fresh `-incoming defer`
 destination with 2 channels and its RAM digests compared with the
 source's, so a fast but wrong save shows as FAILED. Only the standard
 library is needed; the broader benchmark is tests/bench/bench.py.
@@ -92,6 +93,12 @@ class VM:
     def digests(self):
         return {d['block']: d['sha256'] for d in self.cmd('x-query-ram-digest')}
 
+    def cpu_seconds(self):
+        """user + system time of the whole process so far."""
+        with open(f'/proc/{self.proc.pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
     def quit(self):
         try:
             self.cmd('quit')
@@ -114,6 +121,7 @@ def main():
     modes = [0] + [int(c) for c in opts.channels.split(',')]
     path = os.path.join(opts.dir, f'multifd-save-{os.getpid()}.img')
     times = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}
 
     with tempfile.TemporaryDirectory(prefix='multifd-save-') as work:
         src = VM(binary, ['-m', opts.size, '-smp', '2',
@@ -131,10 +139,12 @@ def main():
                     src.set_caps(mapped_ram=True, multifd=channels > 0)
                     if channels:
                         src.set_params(multifd_channels=channels)
+                    cpu0 = src.cpu_seconds()
                     start = time.monotonic()
                     src.cmd('migrate', uri=f'file:{path}')
                     src.wait_migration(600)
                     times[channels].append(time.monotonic() - start)
+                    cpu[channels].append(src.cpu_seconds() - cpu0)
                     if run == 0:
                         verify(binary, opts.size, work, path, want)
         finally:
@@ -144,14 +154,17 @@ def main():
 
     print(f'stopped {opts.size} guest, fill,zero=25, mapped-ram to '
           f'{opts.dir}, {opts.runs} interleaved runs, median')
-    print(f'{"mode":<26} {"wall s":>7} {"GiB/s":>6} {"x single":>8}')
+    print(f'{"mode":<26} {"wall s":>7} {"GiB/s":>6} {"x single":>8} '
+          f'{"CPU s":>6}')
     base = statistics.median(times[0])
     for channels in modes:
         wall = statistics.median(times[channels])
         name = (f'multifd, {channels} channel' + ('s' if channels > 1 else '')
                 if channels else 'mapped-ram, single-thread')
         print(f'{name:<26} {wall:7.2f} {size_gib / wall:6.2f} '
-              f'{base / wall:8.2f}')
+              f'{base / wall:8.2f} {statistics.median(cpu[channels]):6.2f}')
+    with open('/proc/loadavg') as f:
+        print(f'load average at the end: {f.read().split()[0]}')
 
 
 def verify(binary, size, work, path, want):

@@ -17,7 +17,7 @@
 
 #include "stream-vm.h"
 
-static const uint8_t switchover[] = { QEMU_VM_COMMAND, 0x00, 0x0b, 0, 0 };
+static const uint8_t switchover[] = {QEMU_VM_COMMAND, 0x00, 0x0b, 0, 0};
 
 static void write_seed(const char *dir, const char *name, uint8_t mode,
                        const GByteArray *stream)
@@ -28,8 +28,7 @@ static void write_seed(const char *dir, const char *name, uint8_t mode,
 
     g_byte_array_append(seed, &mode, 1);
     g_byte_array_append(seed, stream->data, stream->len);
-    if (!g_file_set_contents(path, (const char *)seed->data, seed->len,
-                             &err)) {
+    if (!g_file_set_contents(path, (const char *)seed->data, seed->len, &err)) {
         g_printerr("%s\n", err->message);
         exit(1);
     }

@@ -54,12 +54,11 @@ void stream_put_be(uint8_t *p, int bytes, uint64_t v)
 
 void stream_vm_init(const StreamVMLayout *layout)
 {
-    static const char *const names[STREAM_VM_BLOCKS] = { "pc.ram", "vga.vram",
-                                                         "pc.bios" };
-    const uint64_t gpas[STREAM_VM_BLOCKS] = { 0, VGA_VRAM_GPA, PC_BIOS_GPA };
+    static const char *const names[STREAM_VM_BLOCKS] = {"pc.ram", "vga.vram",
+                                                        "pc.bios"};
+    const uint64_t gpas[STREAM_VM_BLOCKS] = {0, VGA_VRAM_GPA, PC_BIOS_GPA};
     const uint64_t sizes[STREAM_VM_BLOCKS] = {
-        layout->ram_bytes, layout->vram_bytes, layout->bios_bytes
-    };
+        layout->ram_bytes, layout->vram_bytes, layout->bios_bytes};
     g_autoptr(GError) err = NULL;
 
     g_assert_null(blocks[0]);
@@ -117,7 +116,7 @@ void stream_vm_set_mapped_ram(bool on)
         .capability = MIGRATION_CAPABILITY_MAPPED_RAM,
         .state = on,
     };
-    MigrationCapabilityStatusList list = { .value = &status };
+    MigrationCapabilityStatusList list = {.value = &status};
     g_autoptr(GError) err = NULL;
 
     if (migrate_mapped_ram() == on) {
@@ -134,7 +133,7 @@ void stream_vm_set_multifd(int channels, const char *load_path)
         .capability = MIGRATION_CAPABILITY_MULTIFD,
         .state = channels > 0,
     };
-    MigrationCapabilityStatusList list = { .value = &status };
+    MigrationCapabilityStatusList list = {.value = &status};
     MigrateSetParameters params = {
         .has_multifd_channels = true,
         .multifd_channels = channels,
@@ -429,7 +428,7 @@ void stream_map(const GByteArray *img, size_t base, StreamMap *m)
     m->caps_end = pos;
 
     for (;;) {
-        StreamSection s = { .type = d[pos], .start = pos };
+        StreamSection s = {.type = d[pos], .start = pos};
 
         if (s.type == QEMU_VM_EOF) {
             m->eof = pos;
@@ -445,8 +444,7 @@ void stream_map(const GByteArray *img, size_t base, StreamMap *m)
         }
         s.section_id = stream_get_be(d + pos + 1, 4);
         pos += 5;
-        if (s.type == QEMU_VM_SECTION_START ||
-            s.type == QEMU_VM_SECTION_FULL) {
+        if (s.type == QEMU_VM_SECTION_START || s.type == QEMU_VM_SECTION_FULL) {
             s.idstr_len = pos;
             copy_name(s.idstr, d + pos);
             pos += 1 + d[pos];
@@ -457,7 +455,8 @@ void stream_map(const GByteArray *img, size_t base, StreamMap *m)
             g_assert_true(s.type == QEMU_VM_SECTION_PART ||
                           s.type == QEMU_VM_SECTION_END);
             for (guint i = 0; i < m->sections->len; i++) {
-                StreamSection *o = &g_array_index(m->sections, StreamSection, i);
+                StreamSection *o =
+                    &g_array_index(m->sections, StreamSection, i);
 
                 if (o->section_id == s.section_id) {
                     memcpy(s.idstr, o->idstr, sizeof(s.idstr));
@@ -467,8 +466,7 @@ void stream_map(const GByteArray *img, size_t base, StreamMap *m)
         }
         s.body = pos;
         if (strcmp(s.idstr, "ram") == 0) {
-            pos = map_ram_payload(img, pos, m,
-                                  s.type == QEMU_VM_SECTION_START);
+            pos = map_ram_payload(img, pos, m, s.type == QEMU_VM_SECTION_START);
         } else {
             pos = find_footer(img, pos, s.section_id);
         }
@@ -489,8 +487,7 @@ const StreamSection *stream_map_section(const StreamMap *m, const char *idstr,
                                         uint8_t type)
 {
     for (guint i = 0; i < m->sections->len; i++) {
-        const StreamSection *s =
-            &g_array_index(m->sections, StreamSection, i);
+        const StreamSection *s = &g_array_index(m->sections, StreamSection, i);
 
         if (s->type == type && strcmp(s->idstr, idstr) == 0) {
             return s;
@@ -512,8 +509,8 @@ GByteArray *stream_compact_mapped_ram(const GByteArray *img, size_t base)
     g_byte_array_append(out, img->data, m.blocks[0].header);
     for (unsigned i = 0; i < m.nblocks; i++) {
         const StreamBlock *b = &m.blocks[i];
-        uint64_t bitmap_size = mapped_ram_bitmap_size(b->bytes >>
-                                                      TARGET_PAGE_BITS);
+        uint64_t bitmap_size =
+            mapped_ram_bitmap_size(b->bytes >> TARGET_PAGE_BITS);
         uint64_t bitmap_offset = out->len + MAPPED_RAM_HDR_SIZE;
         uint64_t pages_offset =
             QEMU_ALIGN_UP(bitmap_offset + bitmap_size, TARGET_PAGE_SIZE);

@@ -92,8 +92,8 @@ int stream_vm_load_file(const char *path, const uint8_t *data, size_t len,
 /* --- where things are in a valid stream (absolute image offsets) --- */
 
 typedef struct StreamSection {
-    uint8_t type;       /* START, PART, END or FULL */
-    size_t start;       /* the type byte */
+    uint8_t type; /* START, PART, END or FULL */
+    size_t start; /* the type byte */
     uint32_t section_id;
     char idstr[256];    /* PART/END: the name of the START they continue */
     size_t idstr_len;   /* START/FULL: the u8 length byte; else 0 */
@@ -109,38 +109,38 @@ typedef struct StreamBlock {
     size_t used_length; /* its be64 */
     uint64_t bytes;
     /* mapped-ram only (header 0 otherwise) */
-    size_t header;      /* the 28-byte MappedRamHeader */
+    size_t header; /* the 28-byte MappedRamHeader */
     uint64_t bitmap_offset;
     uint64_t pages_offset;
 } StreamBlock;
 
 typedef struct StreamMap {
-    size_t base;         /* where the stream starts (offset=) */
-    size_t config;       /* the CONFIGURATION type byte */
-    size_t caps;         /* the capabilities subsection's 0x05, or 0 */
-    size_t caps_end;     /* first byte after the configuration section */
-    GArray *sections;    /* of StreamSection, in stream order */
-    size_t mem_size;     /* the MEM_SIZE record of the START section */
+    size_t base;      /* where the stream starts (offset=) */
+    size_t config;    /* the CONFIGURATION type byte */
+    size_t caps;      /* the capabilities subsection's 0x05, or 0 */
+    size_t caps_end;  /* first byte after the configuration section */
+    GArray *sections; /* of StreamSection, in stream order */
+    size_t mem_size;  /* the MEM_SIZE record of the START section */
     StreamBlock blocks[STREAM_VM_BLOCKS];
     unsigned nblocks;
-    size_t start_eos;    /* EOS ending the ram START payload */
+    size_t start_eos; /* EOS ending the ram START payload */
     /* Legacy page records (plain streams), 0 when there is none. */
-    size_t first_zero;   /* first ZERO record */
-    size_t zero_byte;    /* the byte that follows it (must be 0) */
-    size_t first_page;   /* first PAGE record with a block name */
-    size_t cont_page;    /* first PAGE record with CONTINUE */
-    size_t last_page;    /* last PAGE record of the stream */
-    size_t eof;          /* the EOF byte */
-    size_t vmdesc;       /* the VMDESCRIPTION byte */
-    size_t end;          /* length of the image */
+    size_t first_zero; /* first ZERO record */
+    size_t zero_byte;  /* the byte that follows it (must be 0) */
+    size_t first_page; /* first PAGE record with a block name */
+    size_t cont_page;  /* first PAGE record with CONTINUE */
+    size_t last_page;  /* last PAGE record of the stream */
+    size_t eof;        /* the EOF byte */
+    size_t vmdesc;     /* the VMDESCRIPTION byte */
+    size_t end;        /* length of the image */
 } StreamMap;
 
 /* Walks a valid stream that starts at base in image; asserts it is one. */
 void stream_map(const GByteArray *image, size_t base, StreamMap *m);
 void stream_map_free(StreamMap *m);
 /* The first section named idstr of that type, or NULL. */
-const StreamSection *stream_map_section(const StreamMap *m,
-                                        const char *idstr, uint8_t type);
+const StreamSection *stream_map_section(const StreamMap *m, const char *idstr,
+                                        uint8_t type);
 
 /*
  * A mapped-ram stream with each block's page area moved down to the first

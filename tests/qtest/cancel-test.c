@@ -3,7 +3,9 @@
  * outgoing state on purpose — setup (the connect to a destination whose
  * listen queue is full), active (held back by max-bandwidth), device (the
  * final fsync stalled by fault injection) — and every time the source
- * ends "cancelled", runs on with its memory whole, and migrates again.
+ * ends "cancelled", runs on with its memory whole, and migrates again;
+ * also with a destination that stopped reading (SIGSTOP), whose full
+ * socket buffers block the source's main and multifd channels.
  * A destination killed mid-load leaves the source "failed" but running
  * and answering QMP; a source killed mid-save leaves the destination
  * "failed", never running the half-loaded guest, still answering QMP.
@@ -11,6 +13,7 @@
 #include "qemu/osdep.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -65,53 +68,71 @@ static void retry_and_check(QTestState *src, RelMode mode)
 /* --- migrate_cancel in each state --- */
 
 /*
- * setup: the destination's listen queue is full, so the source's connect
- * blocks and the migration stays in setup. The cancel is taken at once
- * (cancelling); the connect cannot be interrupted, so the migration ends
- * cancelled when it gives up — here when the listener goes away.
+ * A UNIX listener whose queue (length 0) is already full: a connect to it
+ * waits until the listener accepts or goes away. *listener and *filler
+ * are the test's to close.
+ */
+static char *full_listener(QTestState *s, int *listener, int *filler)
+{
+    g_autofree char *path = rel_tmp_path(s, "full.sock");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+    g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
+    strcpy(addr.sun_path, path);
+    *listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(bind(*listener, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    g_assert_cmpint(listen(*listener, 0), ==, 0);
+    /* One connection nobody accepts fills a queue of length 0. */
+    *filler = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(*filler, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    return g_strdup_printf("unix:%s", path);
+}
+
+/*
+ * setup: the destination does not accept, so the source's connect waits
+ * and the migration stays in setup. The cancel interrupts the connect:
+ * cancelled, without an error, while the peer still does not answer.
  */
 static void test_cancel_setup(void)
 {
     QTestState *src = rel_start_source(NULL, MODE_PLAIN);
-    g_autofree char *path = rel_tmp_path(src, "full.sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
     g_autoptr(JsonNode) info = NULL;
+    g_autofree char *uri = NULL;
     int listener, filler;
 
-    g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
-    strcpy(addr.sun_path, path);
-    listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(bind(listener, (struct sockaddr *)&addr, sizeof(addr)), ==,
-                    0);
-    g_assert_cmpint(listen(listener, 0), ==, 0);
-    /* One connection nobody accepts fills a queue of length 0. */
-    filler = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(connect(filler, (struct sockaddr *)&addr, sizeof(addr)), ==,
-                    0);
-
+    uri = full_listener(src, &listener, &filler);
     migrate_set_capability(src, "events", true);
     rel_migrate(src, uri);
     expect_event(src, "setup");
     cancel(src);
     expect_event(src, "cancelling");
-    rel_assert_status(src, "running");
-    /* Still cancelling while the connect waits; a new migrate must wait. */
-    qtest_qmp_expect_error(src, "GenericError",
-                           "There's a migration process in progress",
-                           "{'execute': 'migrate', 'arguments': "
-                           "{'uri': '%s'}}",
-                           uri);
-
-    close(filler);
-    close(listener);
     expect_event(src, "cancelled");
     info = qtest_qmp_assert_success_ref(src, "{'execute': 'query-migrate'}");
     g_assert_false(
         json_object_has_member(json_node_get_object(info), "error-desc"));
     rel_assert_source_sound(src, true);
     retry_and_check(src, MODE_PLAIN);
+    close(filler);
+    close(listener);
     qtest_quit(src);
+}
+
+/* quit while the connect waits: the process exits, and cleanly. */
+static void test_quit_in_setup(void)
+{
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    g_autofree char *uri = NULL;
+    int listener, filler;
+
+    uri = full_listener(src, &listener, &filler);
+    migrate_set_capability(src, "events", true);
+    rel_migrate(src, uri);
+    expect_event(src, "setup");
+    qtest_quit(src); /* asserts exit status 0 within its timeout */
+    close(filler);
+    close(listener);
 }
 
 /*
@@ -169,6 +190,70 @@ static void test_cancel_device(gconstpointer opaque)
     expect_event(src, "cancelled");
     rel_assert_source_sound(src, true);
     retry_and_check(src, mode);
+    qtest_quit(src);
+}
+
+static int64_t transferred(QTestState *s)
+{
+    g_autoptr(JsonNode) ret =
+        qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
+    JsonObject *ram = qtest_json_get_object(json_node_get_object(ret), "ram");
+
+    return qtest_json_get_int(ram, "transferred");
+}
+
+/* Waits until the source's byte count stands still: its writes block. */
+static void wait_stuck(QTestState *s)
+{
+    int64_t last = -1;
+
+    for (int i = 0; i < 150; i++) {
+        int64_t now = transferred(s);
+
+        if (now == last) {
+            return;
+        }
+        last = now;
+        g_usleep(200 * 1000); /* nothing to wait on: a write that blocks */
+    }
+    g_error("the source kept sending to a stopped destination");
+}
+
+/*
+ * A destination that stops reading (SIGSTOP) leaves the source's writes
+ * blocked on full socket buffers, main channel and multifd channels
+ * alike: the cancel must unblock them all, and the source runs on.
+ */
+static void test_cancel_stuck_peer(gconstpointer opaque)
+{
+    bool multifd = GPOINTER_TO_INT(opaque);
+    QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    g_autofree char *uri =
+        g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
+
+    if (multifd) {
+        migrate_set_capability(src, "multifd", true);
+        migrate_set_capability(dst, "multifd", true);
+    }
+    migrate_set_capability(dst, "events", true);
+    migrate_set_capability(src, "events", true);
+    rel_migrate_incoming(dst, uri);
+    rel_migrate(src, uri);
+    expect_event(dst, "setup");
+    expect_event(dst, "active");
+    g_assert_cmpint(kill(qtest_pid(dst), SIGSTOP), ==, 0);
+    expect_event(src, "setup");
+    expect_event(src, "active");
+    wait_stuck(src);
+    cancel(src);
+    expect_event(src, "cancelling");
+    expect_event(src, "cancelled");
+    rel_assert_source_sound(src, true);
+    g_assert_cmpint(kill(qtest_pid(dst), SIGCONT), ==, 0);
+    qtest_kill(dst);
+    migrate_set_capability(src, "multifd", false);
+    retry_and_check(src, MODE_PLAIN);
     qtest_quit(src);
 }
 
@@ -283,6 +368,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     rel_ram_mib = 64; /* small and quick; the points do not need more */
     g_test_add_func("/cancel/setup", test_cancel_setup);
+    g_test_add_func("/cancel/setup/quit", test_quit_in_setup);
     g_test_add_data_func("/cancel/active/plain", GINT_TO_POINTER(MODE_PLAIN),
                          test_cancel_active);
     g_test_add_data_func("/cancel/active/multifd",
@@ -291,6 +377,10 @@ int main(int argc, char **argv)
                          test_cancel_device);
     g_test_add_data_func("/cancel/device/mapped-ram",
                          GINT_TO_POINTER(MODE_MAPPED_RAM), test_cancel_device);
+    g_test_add_data_func("/cancel/stuck-peer/unix", GINT_TO_POINTER(false),
+                         test_cancel_stuck_peer);
+    g_test_add_data_func("/cancel/stuck-peer/multifd", GINT_TO_POINTER(true),
+                         test_cancel_stuck_peer);
     g_test_add_func("/kill/destination/unix", test_destination_killed_unix);
     g_test_add_func("/kill/destination/tcp-multifd",
                     test_destination_killed_tcp_multifd);

@@ -88,8 +88,8 @@ static char *write_variant(const Saved *s, const Hostile *h)
     if (h->cut) {
         g_byte_array_set_size(copy, h->cut);
     }
-    g_assert_true(g_file_set_contents(path, (char *)copy->data, copy->len,
-                                      NULL));
+    g_assert_true(
+        g_file_set_contents(path, (char *)copy->data, copy->len, NULL));
     return path;
 }
 
@@ -196,42 +196,41 @@ static void test_hostile_files(void)
     g_assert_cmpuint(zero_byte, !=, 0);
 
     const Hostile cases[] = {
-        { "plain: magic", PLAIN, .desc = "Not a migration stream",
-          .pos = PLAIN_AT, .bytes = "QEVN", .len = 4 },
-        { "plain: read from offset 0", PLAIN, .at_zero = true,
-          .desc = "Not a migration stream" },
-        { "plain: machine type", PLAIN,
-          .desc = "Machine type received is 'minivm-9.0' and local is "
-                  "'minivm-1.0'",
-          .pos = p->config + 5 + 7, .bytes = "9", .len = 1 },
-        { "plain: ram footer missing", PLAIN,
-          .desc = "Missing section footer for ram", .pos = ram_start->footer,
-          .delete_len = 5 },
+        {"plain: magic", PLAIN, .desc = "Not a migration stream",
+         .pos = PLAIN_AT, .bytes = "QEVN", .len = 4},
+        {"plain: read from offset 0", PLAIN, .at_zero = true,
+         .desc = "Not a migration stream"},
+        {"plain: machine type", PLAIN,
+         .desc = "Machine type received is 'minivm-9.0' and local is "
+                 "'minivm-1.0'",
+         .pos = p->config + 5 + 7, .bytes = "9", .len = 1},
+        {"plain: ram footer missing", PLAIN,
+         .desc = "Missing section footer for ram", .pos = ram_start->footer,
+         .delete_len = 5},
         /* Raw bytes from the file end up in the message. */
-        { "plain: block name of binary bytes", PLAIN,
-          .desc = "cannot accept migration", .pos = p->blocks[0].name_len + 1,
-          .bytes = { 0xff, 0xfe, 0x80, 0x01, 0xc3, 0x28 }, .len = 6 },
-        { "plain: zero page record with a value", PLAIN,
-          .desc = "Found a zero page with value 7", .pos = zero_byte,
-          .bytes = { 7 }, .len = 1 },
-        { "plain: cut in the middle of the pages", PLAIN,
-          .desc = "Unexpected end of migration stream",
-          .cut = (p->first_page + p->eof) / 2 },
-        { "plain: unknown run state", PLAIN,
-          .desc = "globalstate: post_load hook failed", .pos = gs->body + 4,
-          .bytes = "sleeping", .len = 8 },
-        { "plain: VMDESCRIPTION damaged (ignored: loads)", PLAIN,
-          .pos = json + 1, .bytes = "#", .len = 1 },
-        { "mapped-ram + multifd: vga.vram's pages past the end", MAPPED_RAM,
-          .channels = 4, .desc = "lie beyond the end of the file",
-          .pos = vram->header + 20,
-          .bytes = { 0, 0, 0, 1, 0, 0, 0, 0 }, .len = 8 },
-        { "mapped-ram + multifd: cut in pc.ram's pages", MAPPED_RAM,
-          .channels = 4, .desc = "lie beyond the end of the file",
-          .cut = m->blocks[0].pages_offset + m->blocks[0].bytes / 3 },
-        { "mapped-ram + multifd: cut after the page areas", MAPPED_RAM,
-          .channels = 2, .desc = "Unexpected end of migration stream",
-          .cut = m->eof - 3 },
+        {"plain: block name of binary bytes", PLAIN,
+         .desc = "cannot accept migration", .pos = p->blocks[0].name_len + 1,
+         .bytes = {0xff, 0xfe, 0x80, 0x01, 0xc3, 0x28}, .len = 6},
+        {"plain: zero page record with a value", PLAIN,
+         .desc = "Found a zero page with value 7", .pos = zero_byte,
+         .bytes = {7}, .len = 1},
+        {"plain: cut in the middle of the pages", PLAIN,
+         .desc = "Unexpected end of migration stream",
+         .cut = (p->first_page + p->eof) / 2},
+        {"plain: unknown run state", PLAIN,
+         .desc = "globalstate: post_load hook failed", .pos = gs->body + 4,
+         .bytes = "sleeping", .len = 8},
+        {"plain: VMDESCRIPTION damaged (ignored: loads)", PLAIN,
+         .pos = json + 1, .bytes = "#", .len = 1},
+        {"mapped-ram + multifd: vga.vram's pages past the end", MAPPED_RAM,
+         .channels = 4, .desc = "lie beyond the end of the file",
+         .pos = vram->header + 20, .bytes = {0, 0, 0, 1, 0, 0, 0, 0}, .len = 8},
+        {"mapped-ram + multifd: cut in pc.ram's pages", MAPPED_RAM,
+         .channels = 4, .desc = "lie beyond the end of the file",
+         .cut = m->blocks[0].pages_offset + m->blocks[0].bytes / 3},
+        {"mapped-ram + multifd: cut after the page areas", MAPPED_RAM,
+         .channels = 2, .desc = "Unexpected end of migration stream",
+         .cut = m->eof - 3},
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {

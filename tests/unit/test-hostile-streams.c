@@ -63,8 +63,7 @@ typedef enum {
     EXPECT_ALTERED,
 } Expect;
 
-static const char *const expect_names[] = { "fails", "loads",
-                                            "loads-altered" };
+static const char *const expect_names[] = {"fails", "loads", "loads-altered"};
 
 typedef struct Format {
     const char *name;
@@ -72,7 +71,7 @@ typedef struct Format {
     bool file;
     uint64_t offset;
     int multifd_channels; /* the destination's; 0: no multifd */
-    GByteArray *image; /* the whole file (or memory), prefix included */
+    GByteArray *image;    /* the whole file (or memory), prefix included */
     StreamMap map;
     StreamVMState reference; /* after a clean load of image */
 } Format;
@@ -97,8 +96,8 @@ typedef struct Variant {
     char *name;
     Format *fmt;
     Expect expect;
-    char *msg;       /* '|'-separated alternatives; NULL: any message */
-    int mapped_ram;  /* capability at load time: -1 = the format's */
+    char *msg;           /* '|'-separated alternatives; NULL: any message */
+    int mapped_ram;      /* capability at load time: -1 = the format's */
     int64_t load_offset; /* -1 = the format's */
     Edit edits[MAX_EDITS];
     int nedits;
@@ -189,8 +188,7 @@ static Variant *ed_byte(Variant *v, size_t pos, uint8_t value)
     return ed_bytes(v, pos, &value, 1);
 }
 
-static Variant *ed_insert(Variant *v, size_t pos, const void *bytes,
-                          size_t len)
+static Variant *ed_insert(Variant *v, size_t pos, const void *bytes, size_t len)
 {
     Edit *e = edit_new(v, EDIT_INSERT, pos);
 
@@ -347,12 +345,11 @@ static void load_file_update(const GByteArray *data)
     memcpy(on_disk->data + first, data->data + first, end - first);
 }
 
-static int load_variant(const Variant *v, const GByteArray *data,
-                        GError **errp)
+static int load_variant(const Variant *v, const GByteArray *data, GError **errp)
 {
     const Format *f = v->fmt;
-    uint64_t offset = v->load_offset >= 0 ? (uint64_t)v->load_offset
-                                          : f->offset;
+    uint64_t offset =
+        v->load_offset >= 0 ? (uint64_t)v->load_offset : f->offset;
 
     stream_vm_set_mapped_ram(v->mapped_ram >= 0 ? v->mapped_ram
                                                 : f->mapped_ram);
@@ -362,15 +359,14 @@ static int load_variant(const Variant *v, const GByteArray *data,
         load_file_update(data);
         return stream_vm_load_path(load_path, offset, errp);
     }
-    return stream_vm_load_buffer(data->data + offset, data->len - offset,
-                                 errp);
+    return stream_vm_load_buffer(data->data + offset, data->len - offset, errp);
 }
 
 static void run_variant(const Variant *v)
 {
     g_autoptr(GByteArray) data = variant_build(v);
     g_autoptr(GError) err = NULL;
-    StreamVMState after = { 0 };
+    StreamVMState after = {0};
     gint64 start = g_get_monotonic_time();
     Expect outcome;
     double took;
@@ -415,12 +411,12 @@ static void run_variant(const Variant *v)
     }
     if (outcome != v->expect) {
         g_error("%s: expected it to be %s, but it %s%s%s", v->name,
-                expect_names[v->expect], expect_names[outcome],
-                err ? ": " : "", err ? err->message : "");
+                expect_names[v->expect], expect_names[outcome], err ? ": " : "",
+                err ? err->message : "");
     }
     if (err && !message_matches(err->message, v->msg)) {
-        g_error("%s: message \"%s\" does not say \"%s\"", v->name,
-                err->message, v->msg);
+        g_error("%s: message \"%s\" does not say \"%s\"", v->name, err->message,
+                v->msg);
     }
     totals[outcome]++;
     total_variants++;
@@ -429,19 +425,19 @@ static void run_variant(const Variant *v)
 /* --- the valid images --- */
 
 static Format formats[] = {
-    { .name = "plain" },
-    { .name = "plain-file-offset", .file = true, .offset = 4096 },
-    { .name = "mapped-ram-file", .mapped_ram = true, .file = true },
-    { .name = "mapped-ram-file-offset",
-      .mapped_ram = true,
-      .file = true,
-      .offset = 12345 },
+    {.name = "plain"},
+    {.name = "plain-file-offset", .file = true, .offset = 4096},
+    {.name = "mapped-ram-file", .mapped_ram = true, .file = true},
+    {.name = "mapped-ram-file-offset",
+     .mapped_ram = true,
+     .file = true,
+     .offset = 12345},
     /* The same file read by multifd channels (the writer's is the same). */
-    { .name = "mapped-ram-file-multifd",
-      .mapped_ram = true,
-      .file = true,
-      .offset = 4096,
-      .multifd_channels = 3 },
+    {.name = "mapped-ram-file-multifd",
+     .mapped_ram = true,
+     .file = true,
+     .offset = 4096,
+     .multifd_channels = 3},
 };
 
 static void format_prepare(Format *f)
@@ -462,8 +458,8 @@ static void format_prepare(Format *f)
 
         /* A management header before the stream, as with offset=. */
         memset(prefix, 'X', f->offset);
-        g_assert_true(g_file_set_contents(path, (char *)prefix, f->offset,
-                                          &err));
+        g_assert_true(
+            g_file_set_contents(path, (char *)prefix, f->offset, &err));
         f->image = stream_vm_save_to_file(path, f->offset);
         g_assert_cmpmem(f->image->data, f->offset, prefix, f->offset);
     } else {
@@ -476,8 +472,10 @@ static void format_prepare(Format *f)
 
     /* The untouched image loads and gives back the source's guest. */
     {
-        Variant clean_load = { .name = (char *)"clean", .fmt = f,
-                               .mapped_ram = -1, .load_offset = -1 };
+        Variant clean_load = {.name = (char *)"clean",
+                              .fmt = f,
+                              .mapped_ram = -1,
+                              .load_offset = -1};
 
         g_assert_cmpint(load_variant(&clean_load, f->image, &err), ==, 0);
         g_assert_no_error(err);
@@ -509,13 +507,13 @@ static void gen_header(Format *f)
     const StreamMap *m = &f->map;
     const uint8_t *d = f->image->data;
     size_t b = m->base;
-    static const uint32_t versions[] = { 0, 1, 2, 4, 0xffffffff };
-    static const uint8_t config_types[] = { 0x00, 0x01, 0x04, 0x06, 0xff };
+    static const uint32_t versions[] = {0, 1, 2, 4, 0xffffffff};
+    static const uint8_t config_types[] = {0x00, 0x01, 0x04, 0x06, 0xff};
 
     for (int i = 0; i < 4; i++) {
-        ed_byte(add(f, EXPECT_FAIL, "Not a migration stream", "magic byte %d",
-                    i),
-                b + i, d[b + i] ^ 0xff);
+        ed_byte(
+            add(f, EXPECT_FAIL, "Not a migration stream", "magic byte %d", i),
+            b + i, d[b + i] ^ 0xff);
     }
     for (size_t i = 0; i < G_N_ELEMENTS(versions); i++) {
         ed_be(add(f, EXPECT_FAIL,
@@ -539,8 +537,8 @@ static void gen_machine_type(Format *f)
     const StreamMap *m = &f->map;
     size_t len_pos = m->config + 1;
     uint32_t len = stream_get_be(f->image->data + len_pos, 4);
-    const uint32_t lens[] = { 0, len - 1, len + 1, 256, 257, 0x10000,
-                              0xffffffff };
+    const uint32_t lens[] = {0,   len - 1, len + 1,   256,
+                             257, 0x10000, 0xffffffff};
 
     for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
         ed_be(add(f, EXPECT_FAIL,
@@ -654,10 +652,9 @@ static const char *version_msg(const StreamSection *s, uint32_t version)
 static void gen_section(Format *f, const StreamSection *s)
 {
     const uint8_t *d = f->image->data;
-    bool named = s->type == QEMU_VM_SECTION_START ||
-                 s->type == QEMU_VM_SECTION_FULL;
-    static const char *const kinds[] = { "EOF", "START", "PART", "END",
-                                         "FULL" };
+    bool named =
+        s->type == QEMU_VM_SECTION_START || s->type == QEMU_VM_SECTION_FULL;
+    static const char *const kinds[] = {"EOF", "START", "PART", "END", "FULL"};
     g_autofree char *what = g_strdup_printf("%s %s", s->idstr, kinds[s->type]);
     g_autofree char *missing =
         g_strdup_printf("Missing section footer for %s", s->idstr);
@@ -693,8 +690,7 @@ static void gen_section(Format *f, const StreamSection *s)
     }
 
     /* The section id. */
-    ed_be(add(f, EXPECT_FAIL,
-              named ? mismatched : "Unknown savevm section 256",
+    ed_be(add(f, EXPECT_FAIL, named ? mismatched : "Unknown savevm section 256",
               "%s: section id + 0x100", what),
           s->start + 1, 4, s->section_id + 0x100);
 
@@ -743,14 +739,11 @@ static void gen_section(Format *f, const StreamSection *s)
     /* Cut inside it. */
     ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut after the type", what),
                 s->start + 1);
-    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut after the header",
-                    what),
+    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut after the header", what),
                 s->body);
-    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut before the footer",
-                    what),
+    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut before the footer", what),
                 s->footer);
-    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut inside the footer",
-                    what),
+    ed_truncate(add(f, EXPECT_FAIL, MSG_EOS, "%s: cut inside the footer", what),
                 s->footer + 3);
 }
 
@@ -770,7 +763,7 @@ static void gen_section_structure(Format *f)
         stream_map_section(m, "serial", QEMU_VM_SECTION_FULL);
     const StreamSection *wl =
         stream_map_section(m, "workload", QEMU_VM_SECTION_FULL);
-    uint8_t sub[32] = { QEMU_VM_SUBSECTION, 12 };
+    uint8_t sub[32] = {QEMU_VM_SUBSECTION, 12};
     const uint8_t running_pad[32] = "paused";
 
     g_assert_nonnull(ram_start);
@@ -780,9 +773,9 @@ static void gen_section_structure(Format *f)
     g_assert_nonnull(serial);
     g_assert_nonnull(wl);
 
-    ed_delete(add(f, EXPECT_FAIL, "Unknown savevm section 0",
-                  "ram START removed"),
-              ram_start->start, ram_start->footer + 5 - ram_start->start);
+    ed_delete(
+        add(f, EXPECT_FAIL, "Unknown savevm section 0", "ram START removed"),
+        ram_start->start, ram_start->footer + 5 - ram_start->start);
     /* Plain: the PART carried every page; mapped-ram: only an EOS. */
     ed_delete(add(f, f->mapped_ram ? EXPECT_LOAD : EXPECT_ALTERED, NULL,
                   "ram PART removed"),
@@ -799,8 +792,8 @@ static void gen_section_structure(Format *f)
                    serial->footer + 5 - serial->start);
 
     /* Device fields: some values are state, some are refused. */
-    ed_be(add(f, EXPECT_ALTERED, NULL, "serial counter changed"),
-          serial->body, 8, 12345);
+    ed_be(add(f, EXPECT_ALTERED, NULL, "serial counter changed"), serial->body,
+          8, 12345);
     ed_bytes(add(f, EXPECT_ALTERED, NULL, "globalstate says paused"),
              gs->body + 4, running_pad, 32);
     ed_byte(add(f, EXPECT_FAIL, "globalstate: post_load hook failed",
@@ -814,8 +807,7 @@ static void gen_section_structure(Format *f)
                      "globalstate name without NUL"),
                  gs->body + 4, full, sizeof(full));
     }
-    ed_be(add(f, EXPECT_FAIL, "a-b: post_load hook failed",
-              "workload phase 7"),
+    ed_be(add(f, EXPECT_FAIL, "a-b: post_load hook failed", "workload phase 7"),
           wl->body, 4, 7);
     ed_be(add(f, EXPECT_FAIL, "a-b: post_load hook failed",
               "workload position outside its range"),
@@ -838,8 +830,9 @@ static void gen_section_structure(Format *f)
                   "serial: foreign subsection"),
               serial->footer, sub, 11);
     sub[1] = 255;
-    ed_insert(add(f, EXPECT_FAIL, "Missing section footer for serial|"
-                                  "does not exist|" MSG_EOS,
+    ed_insert(add(f, EXPECT_FAIL,
+                  "Missing section footer for serial|"
+                  "does not exist|" MSG_EOS,
                   "serial: subsection name length 255"),
               serial->footer, sub, 2);
 }
@@ -848,11 +841,11 @@ static void gen_commands(Format *f)
 {
     const StreamSection *ram_end =
         stream_map_section(&f->map, "ram", QEMU_VM_SECTION_END);
-    static const uint8_t switchover[] = { 0x08, 0x00, 0x0b, 0x00, 0x00 };
-    static const uint8_t bad_len[] = { 0x08, 0x00, 0x0b, 0x00, 0x02, 1, 2 };
-    static const uint8_t other[] = { 0x08, 0x00, 0x03, 0x00, 0x01, 0 };
-    static const uint8_t huge[] = { 0x08, 0xff, 0xff, 0xff, 0xff };
-    static const uint8_t cut[] = { 0x08, 0x00 };
+    static const uint8_t switchover[] = {0x08, 0x00, 0x0b, 0x00, 0x00};
+    static const uint8_t bad_len[] = {0x08, 0x00, 0x0b, 0x00, 0x02, 1, 2};
+    static const uint8_t other[] = {0x08, 0x00, 0x03, 0x00, 0x01, 0};
+    static const uint8_t huge[] = {0x08, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t cut[] = {0x08, 0x00};
 
     /* As QEMU 10 writes it before the END sections. */
     ed_insert(add(f, EXPECT_LOAD, NULL, "switchover-start command"),
@@ -880,9 +873,9 @@ static void gen_tail(Format *f)
     uint32_t json_len = stream_get_be(d + m->vmdesc + 1, 4);
     static const uint8_t garbage[16] = "not a stream!!!";
 
-    ed_byte(add(f, EXPECT_FAIL, "Unknown savevm section type 9",
-                "EOF byte 0x09"),
-            m->eof, 0x09);
+    ed_byte(
+        add(f, EXPECT_FAIL, "Unknown savevm section type 9", "EOF byte 0x09"),
+        m->eof, 0x09);
     ed_delete(add(f, EXPECT_FAIL, "Unknown savevm section type 6",
                   "EOF byte missing"),
               m->eof, 1);
@@ -894,8 +887,8 @@ static void gen_tail(Format *f)
     ed_be(add(f, EXPECT_LOAD, NULL, "vmdesc length 0"), m->vmdesc + 1, 4, 0);
     ed_be(add(f, EXPECT_LOAD, NULL, "vmdesc length + 1"), m->vmdesc + 1, 4,
           json_len + 1);
-    ed_be(add(f, EXPECT_LOAD, NULL, "vmdesc length 0xffffffff"),
-          m->vmdesc + 1, 4, 0xffffffff);
+    ed_be(add(f, EXPECT_LOAD, NULL, "vmdesc length 0xffffffff"), m->vmdesc + 1,
+          4, 0xffffffff);
     ed_byte(add(f, EXPECT_LOAD, NULL, "vmdesc JSON first byte"), json, '[');
     ed_byte(add(f, EXPECT_LOAD, NULL, "vmdesc JSON middle byte"),
             json + json_len / 2, 0);
@@ -922,11 +915,15 @@ static void gen_truncations(Format *f)
     }
     for (unsigned i = 0; i < m->nblocks; i++) {
         const StreamBlock *b = &m->blocks[i];
-        size_t around[] = { b->name_len + 1, b->used_length + 4,
-                            b->header + 1, b->header + 27,
-                            b->bitmap_offset, b->bitmap_offset + 3,
-                            b->pages_offset, b->pages_offset + 5 * 4096 + 7,
-                            b->pages_offset + b->bytes - 1 };
+        size_t around[] = {b->name_len + 1,
+                           b->used_length + 4,
+                           b->header + 1,
+                           b->header + 27,
+                           b->bitmap_offset,
+                           b->bitmap_offset + 3,
+                           b->pages_offset,
+                           b->pages_offset + 5 * 4096 + 7,
+                           b->pages_offset + b->bytes - 1};
 
         for (size_t j = 0; j < G_N_ELEMENTS(around); j++) {
             if (around[j] && (b->header || j < 2)) {
@@ -967,8 +964,8 @@ static void gen_plain_ram(Format *f)
     size_t fp = m->first_page;
     uint64_t fp_offset = stream_get_be(d + fp, 8) & TARGET_PAGE_MASK;
     const StreamBlock *pc = &m->blocks[0];
-    static const unsigned bad_flags[] = { 0x40, 0x80, 0x0a, 0x100, 0x400,
-                                          0x800, 0x0c, 0x18 };
+    static const unsigned bad_flags[] = {0x40,  0x80,  0x0a, 0x100,
+                                         0x400, 0x800, 0x0c, 0x18};
 
     g_assert_cmpuint(fp, !=, 0);
     g_assert_cmpuint(m->cont_page, !=, 0);
@@ -977,13 +974,12 @@ static void gen_plain_ram(Format *f)
     ed_be(add(f, EXPECT_FAIL, "RAM block list is inconsistent",
               "MEM_SIZE total - 1 page"),
           m->mem_size, 8, (total - TARGET_PAGE_SIZE) | 0x04);
-    ed_be(add(f, EXPECT_FAIL, "Unknown ramblock \"\"",
-              "MEM_SIZE total + 1 page"),
-          m->mem_size, 8, (total + TARGET_PAGE_SIZE) | 0x04);
+    ed_be(
+        add(f, EXPECT_FAIL, "Unknown ramblock \"\"", "MEM_SIZE total + 1 page"),
+        m->mem_size, 8, (total + TARGET_PAGE_SIZE) | 0x04);
     ed_be(add(f, EXPECT_FAIL, "Unknown ramblock \"\"", "MEM_SIZE total huge"),
           m->mem_size, 8, TARGET_PAGE_MASK | 0x04);
-    ed_be(add(f, EXPECT_FAIL, NULL, "MEM_SIZE total 0"), m->mem_size, 8,
-          0x04);
+    ed_be(add(f, EXPECT_FAIL, NULL, "MEM_SIZE total 0"), m->mem_size, 8, 0x04);
     ed_be(add(f, EXPECT_FAIL, "Unknown combination of migration flags: 0xc",
               "MEM_SIZE with PAGE"),
           m->mem_size, 8, total | 0x0c);
@@ -998,9 +994,9 @@ static void gen_plain_ram(Format *f)
         ed_byte(add(f, EXPECT_FAIL, "Unknown ramblock|Length mismatch",
                     "%s: name length + 1", b->name),
                 b->name_len, d[b->name_len] + 1);
-        ed_byte(add(f, EXPECT_FAIL, "Unknown ramblock", "%s: name byte",
-                    b->name),
-                b->name_len + 1, '#');
+        ed_byte(
+            add(f, EXPECT_FAIL, "Unknown ramblock", "%s: name byte", b->name),
+            b->name_len + 1, '#');
         ed_be(add(f, EXPECT_FAIL, "Length mismatch", "%s: length + 1 page",
                   b->name),
               b->used_length, 8, b->bytes + TARGET_PAGE_SIZE);
@@ -1018,8 +1014,7 @@ static void gen_plain_ram(Format *f)
         g_autofree char *msg = g_strdup_printf(
             "Unknown combination of migration flags: 0x%x", bad_flags[i]);
 
-        ed_be(add(f, EXPECT_FAIL, msg,
-                  "page record flags 0x%x", bad_flags[i]),
+        ed_be(add(f, EXPECT_FAIL, msg, "page record flags 0x%x", bad_flags[i]),
               fp, 8, fp_offset | bad_flags[i]);
     }
     ed_byte(add(f, EXPECT_FAIL, "no block was named before it",
@@ -1028,8 +1023,8 @@ static void gen_plain_ram(Format *f)
     ed_byte(add(f, EXPECT_FAIL, "Missing section footer for ram",
                 "page record turned EOS"),
             fp + 7, 0x10);
-    ed_be(add(f, EXPECT_FAIL, NULL, "page record turned MULTIFD_FLUSH"), fp,
-          8, fp_offset | RAM_SAVE_FLAG_MULTIFD_FLUSH);
+    ed_be(add(f, EXPECT_FAIL, NULL, "page record turned MULTIFD_FLUSH"), fp, 8,
+          fp_offset | RAM_SAVE_FLAG_MULTIFD_FLUSH);
     ed_be(add(f, EXPECT_FAIL, NULL, "page record turned MEM_SIZE 0"), fp, 8,
           0x04);
     ed_be(add(f, EXPECT_FAIL, "Illegal RAM offset 110000",
@@ -1046,8 +1041,9 @@ static void gen_plain_ram(Format *f)
     ed_byte(add(f, EXPECT_FAIL, "Unknown combination of migration flags: 0x60",
                 "CONTINUE page record with XBZRLE"),
             m->cont_page + 7, 0x60);
-    ed_byte(add(f, EXPECT_FAIL, "Can't find block ", "page record name length 0"),
-            fp + 8, 0);
+    ed_byte(
+        add(f, EXPECT_FAIL, "Can't find block ", "page record name length 0"),
+        fp + 8, 0);
     ed_byte(add(f, EXPECT_FAIL, "Can't find block ", "page record name byte"),
             fp + 9, 'X');
     ed_byte(add(f, EXPECT_FAIL, "Found a zero page with value 1",
@@ -1063,10 +1059,10 @@ static void gen_plain_ram(Format *f)
                 ((d[m->last_page + 7] & 0x20) ? 0 : 1 + d[m->last_page + 8]),
             0x5a);
     {
-        static const uint8_t flush[8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x00 };
+        static const uint8_t flush[8] = {0, 0, 0, 0, 0, 0, 0x02, 0x00};
 
-        ed_insert(add(f, EXPECT_LOAD, NULL, "MULTIFD_FLUSH record"), fp,
-                  flush, sizeof(flush));
+        ed_insert(add(f, EXPECT_LOAD, NULL, "MULTIFD_FLUSH record"), fp, flush,
+                  sizeof(flush));
     }
 }
 
@@ -1078,8 +1074,7 @@ static void gen_plain_ram(Format *f)
  */
 #define MSG_BITMAP_PLACE "does not lie between|page outside of ramblock"
 
-static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
-                                 bool last)
+static void gen_mapped_ram_block(Format *f, const StreamBlock *b, bool last)
 {
     const GByteArray *img = f->image;
     uint64_t pages = b->bytes >> TARGET_PAGE_BITS;
@@ -1098,9 +1093,9 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
     ed_be(add(f, EXPECT_FAIL, "version not supported (expected <= 1, got -1)",
               "%s: header version 0xffffffff", n),
           h, 4, 0xffffffff);
-    ed_be(add(f, EXPECT_FAIL, "page size 0 does not match",
-              "%s: page size 0", n),
-          h + 4, 8, 0);
+    ed_be(
+        add(f, EXPECT_FAIL, "page size 0 does not match", "%s: page size 0", n),
+        h + 4, 8, 0);
     ed_be(add(f, EXPECT_FAIL, "page size 2048 does not match",
               "%s: page size 2048", n),
           h + 4, 8, 2048);
@@ -1112,15 +1107,18 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
           h + 4, 8, 1ULL << 63);
 
     /* bitmap_offset: over the header, into the pages, past the end. */
-    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE, "%s: bitmap over its own header", n),
+    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE,
+              "%s: bitmap over its own header", n),
           h + 12, 8, h);
-    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE, "%s: bitmap one byte into the header", n),
+    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE,
+              "%s: bitmap one byte into the header", n),
           h + 12, 8, header_end - 1);
     ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE, "%s: bitmap at offset 0", n),
           h + 12, 8, 0);
     ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE, "%s: bitmap at the pages", n),
           h + 12, 8, b->pages_offset);
-    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE, "%s: bitmap overlapping the pages", n),
+    ed_be(add(f, EXPECT_FAIL, MSG_BITMAP_PLACE,
+              "%s: bitmap overlapping the pages", n),
           h + 12, 8, b->pages_offset - bitmap_size + 8);
     ed_be(add(f, EXPECT_FAIL, "Error reading dirty bitmap",
               "%s: bitmap past the end of the file", n),
@@ -1142,8 +1140,7 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
     ed_be(add(f, EXPECT_FAIL, "region has bad alignment",
               "%s: pages offset + 2048", n),
           h + 20, 8, b->pages_offset + 2048);
-    ed_be(add(f, EXPECT_FAIL, "does not lie between",
-              "%s: pages offset 0", n),
+    ed_be(add(f, EXPECT_FAIL, "does not lie between", "%s: pages offset 0", n),
           h + 20, 8, 0);
     ed_be(add(f, EXPECT_FAIL, "does not lie between",
               "%s: pages over the header", n),
@@ -1164,8 +1161,8 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
     ed_be(add(f, EXPECT_FAIL, last ? NULL : "Unknown ramblock",
               "%s: pages offset + 1 page", n),
           h + 20, 8, b->pages_offset + 4096);
-    ed_be(add(f, EXPECT_FAIL, NULL, "%s: pages offset - 1 page", n), h + 20,
-          8, b->pages_offset - 4096);
+    ed_be(add(f, EXPECT_FAIL, NULL, "%s: pages offset - 1 page", n), h + 20, 8,
+          b->pages_offset - 4096);
 
     /* The bitmap's own bits. */
     if (pages % 64) {
@@ -1173,11 +1170,9 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
         size_t last_byte = b->bitmap_offset + bitmap_size - 1;
 
         g_assert_cmpuint(pages % 8, ==, 0);
-        ed_byte(add(f, EXPECT_FAIL, outside,
-                    "%s: first bit past the block", n),
+        ed_byte(add(f, EXPECT_FAIL, outside, "%s: first bit past the block", n),
                 first_out, img->data[first_out] | 0x01);
-        ed_byte(add(f, EXPECT_FAIL, outside,
-                    "%s: last bit of the bitmap", n),
+        ed_byte(add(f, EXPECT_FAIL, outside, "%s: last bit of the bitmap", n),
                 last_byte, img->data[last_byte] | 0x80);
     }
     {
@@ -1214,22 +1209,22 @@ static void gen_mapped_ram_block(Format *f, const StreamBlock *b,
 static void gen_mapped_ram(Format *f)
 {
     const StreamMap *m = &f->map;
-    const StreamSection *part = stream_map_section(m, "ram",
-                                                   QEMU_VM_SECTION_PART);
-    static const uint8_t page_rec[8] = { 0, 0, 0, 0, 0, 0, 0, 0x08 };
-    static const uint8_t zero_rec[8] = { 0, 0, 0, 0, 0, 0, 0, 0x02 };
-    static const uint8_t flush_rec[8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x00 };
+    const StreamSection *part =
+        stream_map_section(m, "ram", QEMU_VM_SECTION_PART);
+    static const uint8_t page_rec[8] = {0, 0, 0, 0, 0, 0, 0, 0x08};
+    static const uint8_t zero_rec[8] = {0, 0, 0, 0, 0, 0, 0, 0x02};
+    static const uint8_t flush_rec[8] = {0, 0, 0, 0, 0, 0, 0x02, 0x00};
 
     for (unsigned i = 0; i < m->nblocks; i++) {
         gen_mapped_ram_block(f, &m->blocks[i], i + 1 == m->nblocks);
     }
     /* Records that never appear with mapped-ram. */
-    ed_insert(add(f, EXPECT_FAIL, "Unexpected RAM flags: 8",
-                  "PAGE record in a PART"),
-              part->body, page_rec, 8);
-    ed_insert(add(f, EXPECT_FAIL, "Unexpected RAM flags: 2",
-                  "ZERO record in a PART"),
-              part->body, zero_rec, 8);
+    ed_insert(
+        add(f, EXPECT_FAIL, "Unexpected RAM flags: 8", "PAGE record in a PART"),
+        part->body, page_rec, 8);
+    ed_insert(
+        add(f, EXPECT_FAIL, "Unexpected RAM flags: 2", "ZERO record in a PART"),
+        part->body, zero_rec, 8);
     ed_insert(add(f, EXPECT_FAIL, "Unexpected RAM flags: 512",
                   "MULTIFD_FLUSH record in a PART"),
               part->body, flush_rec, 8);
