@@ -679,7 +679,7 @@ static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
 /* Drops the name "bad" whether or not the refused command consumed it. */
 static void closefd_quietly(QTestState *s)
 {
-    g_autofree char *out = qtest_hmp(s, "closefd bad");
+    g_free(qtest_hmp(s, "closefd bad"));
 }
 
 /*

@@ -1,8 +1,8 @@
 /*
  * Hostile migration files (issue 8, point 4), in process and fast: a small
- * VM (tests/fuzz/stream-vm.c) saves valid streams in four shapes -- plain
- * in memory, plain in a file at offset=4096, mapped-ram in a file, and
- * mapped-ram in a file at an odd offset -- and a generator damages them
+ * VM (tests/fuzz/stream-vm.c) saves valid streams in five shapes -- plain
+ * in memory, plain in a file at offset=4096, mapped-ram in a file, at an
+ * odd offset, and read by multifd channels -- and a generator damages them
  * one field at a time: the header, the configuration and its capability
  * list, every section's header, footer and framing, the ram block list,
  * legacy page records, every MappedRamHeader field of every block, bitmap
