@@ -53,8 +53,7 @@ static QIOChannel *file_channel_open(const char *path, int flags, int id,
          * RAM, page-multiple lengths, slots at page-aligned offsets), so a
          * file system that needs more than a page is refused here.
          */
-        int fd = qemu_open_direct(path, flags, 0, TARGET_PAGE_SIZE, NULL,
-                                  errp);
+        int fd = qemu_open_direct(path, flags, 0, TARGET_PAGE_SIZE, NULL, errp);
 
         if (fd < 0) {
             return NULL;

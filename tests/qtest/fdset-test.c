@@ -788,11 +788,13 @@ static void test_refusals_socket(void)
 
         hmp = qtest_hmp(src, "migrate_set_parameter direct-io off");
         g_assert_cmpstr(hmp, ==, "");
+        g_free(hmp);
         hmp = qtest_hmp(src, "info migrate_parameters");
         g_assert_nonnull(strstr(hmp, "direct-io: off"));
         g_free(hmp);
         hmp = qtest_hmp(src, "migrate_set_parameter direct-io on");
         g_assert_cmpstr(hmp, ==, "");
+        g_free(hmp);
         hmp = qtest_hmp(src, "info migrate_parameters");
         g_assert_nonnull(strstr(hmp, "direct-io: on"));
     }

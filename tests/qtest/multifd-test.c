@@ -525,20 +525,21 @@ static bool proxy_stopping(Proxy *p)
 }
 
 /*
- * Copies what is readable on from to to; false at EOF or error. With xor,
- * the byte at stream position corrupt_at is changed on the way.
+ * Copies what is readable on from to to, never past stream position limit;
+ * false at EOF or error. With flip, the byte at stream position corrupt_at
+ * is xor-ed with it on the way.
  */
-static bool proxy_pump(int from, int to, uint64_t *count, uint8_t xor,
-                       uint64_t corrupt_at)
+static bool proxy_pump(int from, int to, uint64_t *count, uint8_t flip,
+                       uint64_t corrupt_at, uint64_t limit)
 {
     char buf[65536];
-    ssize_t n = read(from, buf, sizeof(buf));
+    ssize_t n = read(from, buf, MIN(sizeof(buf), limit - *count));
 
     if (n <= 0) {
         return false;
     }
-    if (xor&&corrupt_at >= *count && corrupt_at < *count + n) {
-        buf[corrupt_at - *count] ^= xor;
+    if (flip && corrupt_at >= *count && corrupt_at < *count + n) {
+        buf[corrupt_at - *count] ^= flip;
     }
     *count += n;
     for (ssize_t done = 0; to >= 0 && done < n;) {
@@ -571,18 +572,22 @@ static gpointer proxy_conn_thread(gpointer opaque)
         }
         if (fds[0].revents && pc->src_fd >= 0 && !stalled) {
             bool corrupt = cut && p->mode == CUT_CORRUPT;
+            /* A cut happens exactly at cut_after, mid-packet as chosen. */
+            uint64_t limit = cut && !corrupt ? p->cut_after : UINT64_MAX;
 
             if (!proxy_pump(pc->src_fd, pc->dst_fd, &forwarded,
-                            corrupt ? p->corrupt_xor : 0, p->cut_after)) {
+                            corrupt ? p->corrupt_xor : 0, p->cut_after,
+                            limit)) {
                 break;
             }
         }
         if (fds[1].revents && pc->dst_fd >= 0) {
-            if (!proxy_pump(pc->dst_fd, pc->src_fd, &back, 0, 0)) {
+            if (!proxy_pump(pc->dst_fd, pc->src_fd, &back, 0, 0, UINT64_MAX)) {
                 break;
             }
         }
-        if (cut && forwarded > p->cut_after) {
+        if (cut && (p->mode == CUT_CORRUPT ? forwarded > p->cut_after
+                                           : forwarded >= p->cut_after)) {
             cut = false;
             if (p->mode == CUT_CORRUPT) {
                 /* done in proxy_pump */
@@ -631,7 +636,12 @@ static gpointer proxy_accept_thread(gpointer opaque)
         pc->index = p->nconn++;
         pc->src_fd = fd;
         pc->dst_fd = unix_connect(p->target_path);
-        g_assert_cmpint(pc->dst_fd, >=, 0);
+        if (pc->dst_fd < 0) {
+            /* The destination stopped listening (it failed): refuse too. */
+            close(fd);
+            g_free(pc);
+            continue;
+        }
         g_ptr_array_add(p->threads,
                         g_thread_new("proxy", proxy_conn_thread, pc));
     }
@@ -709,6 +719,7 @@ static void run_channel_failure(CutMode mode)
     g_autofree char *via = tmp_path(src, "proxy.sock");
     g_autofree char *src_err = NULL;
     g_autofree char *dst_err = NULL;
+    /* Inside a data packet (the init message and a SYNC come first). */
     Proxy *proxy = proxy_start(via, real, 1, mode, 4 * MiB + 123);
 
     set_multifd(src, 2, false);
