@@ -152,8 +152,9 @@ static int file_send_batch(MultiFDSendChannel *c, const MultiFDBatch *b,
     for (uint32_t i = 0; i < c->num_normal; i++) {
         uint8_t *host = rb->host + c->normal[i];
 
-        if (niov && (uint8_t *)c->iov[niov - 1].iov_base +
-                            c->iov[niov - 1].iov_len == host) {
+        if (niov &&
+            (uint8_t *)c->iov[niov - 1].iov_base + c->iov[niov - 1].iov_len ==
+                host) {
             c->iov[niov - 1].iov_len += TARGET_PAGE_SIZE;
         } else {
             c->iov[niov].iov_base = host;

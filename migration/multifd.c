@@ -28,6 +28,8 @@
  */
 #include "qemu/osdep.h"
 
+#include <poll.h>
+
 #include "migration/mapped-ram.h"
 #include "migration/migration-stats.h"
 #include "migration/migration.h"
@@ -1057,10 +1059,63 @@ static bool multifd_recv_check(MultiFDRecvState *st, GError **errp)
     return true;
 }
 
+/* The main channel's peer has closed it (the source ended or died). */
+static bool multifd_recv_main_hung_up(void)
+{
+    MigrationIncomingState *mis = migration_incoming_get_current();
+    struct pollfd pfd = {.fd = -1, .events = POLLRDHUP};
+
+    /* Lock order: st->lock, then mis->lock (never the other way). */
+    g_mutex_lock(&mis->lock);
+    if (mis->ioc) {
+        pfd.fd = qio_channel_get_fd(mis->ioc, G_IO_IN);
+    }
+    if (pfd.fd >= 0 && poll(&pfd, 1, 0) < 0) {
+        pfd.revents = 0;
+    }
+    g_mutex_unlock(&mis->lock);
+    return pfd.revents & (POLLRDHUP | POLLHUP | POLLERR);
+}
+
+/*
+ * st->lock held, channels still missing at a sync point: false (and
+ * *errp) once the source has closed the main channel and they have not
+ * come within MISSING_GRACE_US. A source that completed connected all of
+ * them first, so only the main loop's accepting can still be behind.
+ */
+#define MISSING_GRACE_US (5 * G_USEC_PER_SEC)
+
+static bool multifd_recv_missing_ok(MultiFDRecvState *st, int64_t *hup_since,
+                                    GError **errp)
+{
+    int64_t now = g_get_monotonic_time();
+
+    if ((st->have_uuid && st->registered == st->expected) ||
+        !multifd_recv_main_hung_up()) {
+        return true;
+    }
+    if (!*hup_since) {
+        *hup_since = now;
+    } else if (now - *hup_since > MISSING_GRACE_US) {
+        if (st->have_uuid) {
+            error_setg(errp,
+                       "multifd: the source closed the main channel with %d "
+                       "of %d channels never connected",
+                       st->expected - st->registered, st->expected);
+        } else {
+            error_setg(errp, "multifd: the source closed the main channel "
+                             "before any multifd channel connected");
+        }
+        return false;
+    }
+    return true;
+}
+
 int multifd_recv_sync_main(GError **errp)
 {
     MultiFDRecvState *st;
     uint64_t target;
+    int64_t hup_since = 0;
 
     if (!migrate_multifd()) {
         return 0; /* nothing travels on channels we do not have */
@@ -1079,10 +1134,11 @@ int multifd_recv_sync_main(GError **errp)
             g_mutex_unlock(&st->lock);
             return -1;
         }
-        for (int i = 0; ready && i < st->expected; i++) {
+        /* A channel closed short of this sync: the source is gone. */
+        for (int i = 0; st->have_uuid && i < st->expected; i++) {
             MultiFDRecvChannel *c = st->by_id[i];
 
-            if (c->syncs >= target) {
+            if (!c || c->syncs >= target) {
                 continue;
             }
             if (c->finished) {
@@ -1097,6 +1153,10 @@ int multifd_recv_sync_main(GError **errp)
         }
         if (ready) {
             break;
+        }
+        if (!multifd_recv_missing_ok(st, &hup_since, errp)) {
+            g_mutex_unlock(&st->lock);
+            return -1;
         }
         g_cond_wait_until(&st->main_cond, &st->lock, deadline());
     }

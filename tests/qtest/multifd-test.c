@@ -481,6 +481,7 @@ typedef enum {
     CUT_SRC_SIDE,  /* close its source side: the source's writes fail */
     CUT_STALL,     /* stop forwarding; close when the destination goes */
     CUT_CORRUPT,   /* xor byte cut_after with corrupt_xor, go on */
+    CUT_REFUSE,    /* close connections from cut_conn on, unforwarded */
 } CutMode;
 
 typedef struct Proxy {
@@ -631,6 +632,11 @@ static gpointer proxy_accept_thread(gpointer opaque)
         if (fd < 0) {
             continue;
         }
+        if (p->mode == CUT_REFUSE && p->nconn >= p->cut_conn) {
+            p->nconn++;
+            close(fd);
+            continue;
+        }
         pc = g_new0(ProxyConn, 1);
         pc->proxy = p;
         pc->index = p->nconn++;
@@ -763,6 +769,39 @@ static void test_fail_channel_closed(void)
 static void test_fail_channel_write_error(void)
 {
     run_channel_failure(CUT_SRC_SIDE);
+}
+
+/*
+ * No channel ever reaches the destination (the proxy drops them): the
+ * source fails, and the destination, which waits for them at the first
+ * sync point, gives up once the source has closed the main channel.
+ */
+static void test_fail_channels_never_connect(void)
+{
+    QTestState *src = start_source();
+    QTestState *dst = start_destination(false);
+    g_autofree char *real = tmp_path(dst, "real.sock");
+    g_autofree char *via = tmp_path(src, "proxy.sock");
+    g_autofree char *dst_err = NULL;
+    Proxy *proxy = proxy_start(via, real, 1, CUT_REFUSE, 0);
+
+    set_multifd(src, 2, false);
+    set_multifd(dst, 2, false);
+    qtest_qmp_assert_success(dst,
+                             "{'execute': 'migrate-incoming', 'arguments': "
+                             "{'uri': 'unix:%s', 'exit-on-error': false}}",
+                             real);
+    qtest_qmp_assert_success(
+        src, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", via);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
+    assert_status(src, "running");
+    proxy_stop(proxy);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
+    dst_err = error_desc(dst);
+    g_assert_nonnull(strstr(dst_err, "before any multifd channel connected"));
+    assert_status(dst, "inmigrate");
+    qtest_quit(dst);
+    qtest_quit(src);
 }
 
 /* The destination dies mid-way: the source fails and runs on. */
@@ -1019,6 +1058,8 @@ int main(int argc, char **argv)
     g_test_add_func("/multifd/failed/channel-closed", test_fail_channel_closed);
     g_test_add_func("/multifd/failed/channel-write-error",
                     test_fail_channel_write_error);
+    g_test_add_func("/multifd/failed/channels-never-connect",
+                    test_fail_channels_never_connect);
     g_test_add_func("/multifd/failed/destination-killed",
                     test_fail_destination_killed);
     static const CorruptCase corrupt_cases[] = {
