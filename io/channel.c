@@ -416,25 +416,32 @@ static bool check_seekable(QIOChannel *ioc, bool write, GError **errp)
     return true;
 }
 
-int qio_channel_pwritev_all(QIOChannel *ioc, const struct iovec *iov,
-                            size_t niov, off_t offset, GError **errp)
+/* The loop shared by pwritev_all and preadv_all: one direction each call. */
+static int positioned_io_all(QIOChannel *ioc, const struct iovec *iov,
+                             size_t niov, off_t offset, bool write,
+                             GError **errp)
 {
     IOVCursor c;
     int ret = 0;
 
-    if (!check_seekable(ioc, true, errp)) {
+    if (!check_seekable(ioc, write, errp)) {
         return -1;
     }
     iov_cursor_init(&c, iov, niov);
     while (c.remaining) {
-        ssize_t n =
-            fault_inject_active() /* rel */
-                ? fault_transport_call(ioc, FAULT_OP_PWRITEV, c.iov, c.niov,
-                                       offset, NULL, NULL, NULL, 0, errp)
-                : ioc->klass->io_pwritev(ioc, c.iov, c.niov, offset, errp);
+        ssize_t n;
 
+        if (fault_inject_active()) { /* rel */
+            n = fault_transport_call(
+                ioc, write ? FAULT_OP_PWRITEV : FAULT_OP_PREADV, c.iov,
+                c.niov, offset, NULL, NULL, NULL, 0, errp);
+        } else if (write) {
+            n = ioc->klass->io_pwritev(ioc, c.iov, c.niov, offset, errp);
+        } else {
+            n = ioc->klass->io_preadv(ioc, c.iov, c.niov, offset, errp);
+        }
         if (n == QIO_CHANNEL_ERR_BLOCK) {
-            qio_channel_wait(ioc, G_IO_OUT);
+            qio_channel_wait(ioc, write ? G_IO_OUT : G_IO_IN);
             continue;
         }
         if (n < 0) {
@@ -442,11 +449,18 @@ int qio_channel_pwritev_all(QIOChannel *ioc, const struct iovec *iov,
             break;
         }
         if (n == 0) {
-            /* A write that moves nothing would loop forever. */
-            error_setg(errp,
-                       "Channel '%s' wrote nothing at offset %lld "
-                       "(%zu bytes left)",
-                       ioc->name, (long long)offset, c.remaining);
+            /* A write that moves nothing would loop forever; a read hit EOF. */
+            if (write) {
+                error_setg(errp,
+                           "Channel '%s' wrote nothing at offset %lld "
+                           "(%zu bytes left)",
+                           ioc->name, (long long)offset, c.remaining);
+            } else {
+                error_setg(errp,
+                           "Unexpected end of file on channel '%s' at offset "
+                           "%lld (%zu bytes missing)",
+                           ioc->name, (long long)offset, c.remaining);
+            }
             ret = -1;
             break;
         }
@@ -457,44 +471,16 @@ int qio_channel_pwritev_all(QIOChannel *ioc, const struct iovec *iov,
     return ret;
 }
 
+int qio_channel_pwritev_all(QIOChannel *ioc, const struct iovec *iov,
+                            size_t niov, off_t offset, GError **errp)
+{
+    return positioned_io_all(ioc, iov, niov, offset, true, errp);
+}
+
 int qio_channel_preadv_all(QIOChannel *ioc, const struct iovec *iov,
                            size_t niov, off_t offset, GError **errp)
 {
-    IOVCursor c;
-    int ret = 0;
-
-    if (!check_seekable(ioc, false, errp)) {
-        return -1;
-    }
-    iov_cursor_init(&c, iov, niov);
-    while (c.remaining) {
-        ssize_t n =
-            fault_inject_active() /* rel */
-                ? fault_transport_call(ioc, FAULT_OP_PREADV, c.iov, c.niov,
-                                       offset, NULL, NULL, NULL, 0, errp)
-                : ioc->klass->io_preadv(ioc, c.iov, c.niov, offset, errp);
-
-        if (n == QIO_CHANNEL_ERR_BLOCK) {
-            qio_channel_wait(ioc, G_IO_IN);
-            continue;
-        }
-        if (n < 0) {
-            ret = -1;
-            break;
-        }
-        if (n == 0) {
-            error_setg(errp,
-                       "Unexpected end of file on channel '%s' at offset "
-                       "%lld (%zu bytes missing)",
-                       ioc->name, (long long)offset, c.remaining);
-            ret = -1;
-            break;
-        }
-        iov_cursor_advance(&c, n);
-        offset += n;
-    }
-    iov_cursor_cleanup(&c);
-    return ret;
+    return positioned_io_all(ioc, iov, niov, offset, false, errp);
 }
 
 int qio_channel_pwrite_all(QIOChannel *ioc, const void *buf, size_t len,
