@@ -25,6 +25,7 @@
  * pointer migrate_cancel shuts down.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
 #include "migration/misc.h"
@@ -113,12 +114,12 @@ static void migrate_set_error(MigrationState *s, GError *err)
     if (!err) {
         return;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (!s->error) {
         s->error = err;
         err = NULL;
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     g_clear_error(&err);
 }
 
@@ -176,13 +177,13 @@ static void migration_update_counters(MigrationState *s, uint64_t pending)
     bytes_per_us = (double)bytes / elapsed_us;
     s->threshold_bytes = bytes_per_us * migrate_downtime_limit() * 1000;
 
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->mbps = bytes_per_us * 8; /* bits per microsecond = Mbit/s */
     s->pages_per_second = pages * G_USEC_PER_SEC / elapsed_us;
     if (bytes_per_us > 0) {
         s->expected_downtime_ms = pending / bytes_per_us / 1000;
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     migration_window_start(s, now);
 }
@@ -209,9 +210,9 @@ static bool migration_connect(MigrationState *s, GError **errp)
     if (!ioc) {
         return false;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->ioc = ioc;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     /* A cancel that came while connecting found nothing to shut down. */
     if (migrate_get_state(&s->state) == MIGRATION_STATUS_CANCELLING) {
         qio_channel_shutdown(ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
@@ -307,12 +308,12 @@ static void migration_close_channel(MigrationState *s, GError **errp)
     QEMUFile *f;
     QIOChannel *ioc;
 
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     f = s->to_dst_file;
     s->to_dst_file = NULL;
     ioc = s->ioc;
     s->ioc = NULL;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     if (f) {
         qemu_fflush(f);
@@ -339,7 +340,7 @@ static void migration_calculate_complete(MigrationState *s, int64_t now)
 {
     int64_t transfer_us;
 
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->downtime_ms = (now - s->downtime_start_us) / 1000;
     s->total_time_ms = (now - s->start_us) / 1000;
     transfer_us = now - s->start_us - s->setup_time_ms * 1000;
@@ -348,7 +349,7 @@ static void migration_calculate_complete(MigrationState *s, int64_t now)
         s->pages_per_second =
             migration_pages_sent() * G_USEC_PER_SEC / transfer_us;
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 }
 
 /* The end of every outgoing migration: success, failure or cancel. */
@@ -381,9 +382,9 @@ static void migration_finish(MigrationState *s, GError *err)
         }
         s->vm_stopped = false;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->total_time_ms = (now - s->start_us) / 1000;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     /* migrate_cancel runs under the BQL too: the state cannot move here. */
     state = migrate_get_state(&s->state);
@@ -412,9 +413,9 @@ static gpointer migration_thread(gpointer opaque)
         goto out;
     }
     f = qemu_file_new_output(s->ioc);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->to_dst_file = f;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     qemu_savevm_state_header(f);
     bql_lock();
@@ -424,9 +425,9 @@ static gpointer migration_thread(gpointer opaque)
     if (ret < 0) {
         goto out;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->setup_time_ms = (now_us() - s->start_us) / 1000;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (!migrate_set_state(&s->state, MIGRATION_STATUS_SETUP,
                            MIGRATION_STATUS_ACTIVE)) {
         goto out; /* cancelled */
@@ -466,7 +467,7 @@ static void migration_join_thread(MigrationState *s)
 
 static void migration_reset(MigrationState *s)
 {
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     g_clear_error(&s->error);
     g_clear_pointer(&s->connect_addr, g_free);
     s->vm_stopped = false;
@@ -479,7 +480,7 @@ static void migration_reset(MigrationState *s)
     s->mbps = 0;
     s->pages_per_second = 0;
     s->last_pass_reported = 0;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     migration_reset_stats();
 }
 
@@ -520,10 +521,10 @@ void qmp_migrate(const char *uri, MigrationChannelList *channels,
 
     migration_join_thread(s);
     migration_reset(s);
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     s->ioc = ioc;
     s->connect_addr = connect_addr;
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     migrate_set_state(&s->state, migrate_get_state(&s->state),
                       MIGRATION_STATUS_SETUP);
     s->thread = g_thread_new("mig/src/main", migration_thread, s);
@@ -546,12 +547,12 @@ void qmp_migrate_cancel(GError **errp)
         }
     }
     /* Unblock a write stuck on a socket peer; files just see the state. */
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (s->ioc &&
         qio_channel_has_feature(s->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         qio_channel_shutdown(s->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 }
 
 MultifdChannelInfoList *qmp_x_query_multifd_channels(GError **errp)
@@ -598,7 +599,7 @@ static void fill_source_info(MigrationInfo *info, MigrationState *s)
     info->has_status = true;
     info->status = state;
 
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (state != MIGRATION_STATUS_SETUP) {
         info->has_setup_time = true;
         info->setup_time = s->setup_time_ms;
@@ -618,7 +619,7 @@ static void fill_source_info(MigrationInfo *info, MigrationState *s)
     if (s->error) {
         info->error_desc = g_strdup(s->error->message);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 }
 
 static void fill_destination_info(MigrationInfo *info,
@@ -631,11 +632,11 @@ static void fill_destination_info(MigrationInfo *info,
     }
     info->has_status = true;
     info->status = state;
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     if (mis->error) {
         info->error_desc = g_strdup(mis->error->message);
     }
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
 }
 
 MigrationInfo *qmp_query_migrate(GError **errp)
@@ -669,12 +670,12 @@ static void incoming_set_failed(MigrationIncomingState *mis, GError *err)
 {
     int state = migrate_get_state(&mis->state);
 
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     if (!mis->error) {
         mis->error = err;
         err = NULL;
     }
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     g_clear_error(&err);
     migrate_set_state(&mis->state, state, MIGRATION_STATUS_FAILED);
     if (mis->exit_on_error) {
@@ -710,10 +711,10 @@ static gpointer incoming_thread(gpointer opaque)
     }
     qemu_fclose(f);
 
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     ioc = mis->ioc;
     mis->ioc = NULL;
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     /* The stream was checked as it was read; how it ends changes nothing. */
     qio_channel_close(ioc, NULL);
     qio_channel_unref(ioc);
@@ -744,9 +745,9 @@ void migration_incoming_process(QIOChannel *ioc)
 {
     MigrationIncomingState *mis = migration_incoming_get_current();
 
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     mis->ioc = ioc;
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     mis->thread = g_thread_new("mig/dst/load", incoming_thread, mis);
 }
 
@@ -817,8 +818,8 @@ void qmp_migrate_incoming(const char *uri, MigrationChannelList *channels,
 
 void migration_object_init(void)
 {
-    g_mutex_init(&current_migration.lock);
-    g_mutex_init(&current_incoming.lock);
+    qemu_mutex_init(&current_migration.lock);
+    qemu_mutex_init(&current_incoming.lock);
     current_migration.state = MIGRATION_STATUS_NONE;
     current_incoming.state = MIGRATION_STATUS_NONE;
     ram_mig_init();
@@ -841,12 +842,12 @@ void migration_shutdown(void)
     if (!locked) {
         bql_unlock();
     }
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     if (mis->ioc &&
         qio_channel_has_feature(mis->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         qio_channel_shutdown(mis->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
     }
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     if (mis->thread) {
         GThread *thread = mis->thread;
 

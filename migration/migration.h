@@ -14,6 +14,7 @@
 #define MIGRATION_MIGRATION_H
 
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include "qapi/qapi-types.h"
 #include "io/channel.h"
 #include "migration/qemu-file.h"
@@ -28,7 +29,7 @@ typedef struct MigrationState {
      * Guards ioc (migrate_cancel shuts it down from the main loop) and
      * every figure below that query-migrate reads while the thread runs.
      */
-    GMutex lock;
+    QemuMutex lock;
     QIOChannel *ioc;
     /* Socket transports are connected by the thread ("unix:P", "tcp:H:P"). */
     char *connect_addr;
@@ -63,7 +64,7 @@ typedef struct MigrationIncomingState {
     bool started;  /* a transport was opened (command line or QMP) */
     bool exit_on_error;
     GThread *thread;
-    GMutex lock; /* guards ioc and error */
+    QemuMutex lock; /* guards ioc and error */
     QIOChannel *ioc;
     GError *error;
 } MigrationIncomingState;

@@ -27,6 +27,7 @@
  * shutdown is noticed by every wait within WAIT_SLICE_US.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 
 #include <poll.h>
 
@@ -48,24 +49,24 @@
 /* Transport addresses and statistics                                  */
 /* ------------------------------------------------------------------ */
 
-static GMutex paths_lock;
+static QemuMutex paths_lock;
 static char *outgoing_file;
 static char *incoming_file;
 
 void multifd_set_outgoing_file(const char *path)
 {
-    g_mutex_lock(&paths_lock);
+    qemu_mutex_lock(&paths_lock);
     g_free(outgoing_file);
     outgoing_file = g_strdup(path);
-    g_mutex_unlock(&paths_lock);
+    qemu_mutex_unlock(&paths_lock);
 }
 
 void multifd_set_incoming_file(const char *path)
 {
-    g_mutex_lock(&paths_lock);
+    qemu_mutex_lock(&paths_lock);
     g_free(incoming_file);
     incoming_file = g_strdup(path);
-    g_mutex_unlock(&paths_lock);
+    qemu_mutex_unlock(&paths_lock);
 }
 
 /* A copy of *which, taken under the lock (g_free it). */
@@ -73,9 +74,9 @@ static char *path_copy(char **which)
 {
     char *copy;
 
-    g_mutex_lock(&paths_lock);
+    qemu_mutex_lock(&paths_lock);
     copy = g_strdup(*which);
-    g_mutex_unlock(&paths_lock);
+    qemu_mutex_unlock(&paths_lock);
     return copy;
 }
 
@@ -94,36 +95,36 @@ char *multifd_incoming_file(void)
  * direction. The array is replaced when the next one starts, after the
  * previous channels are gone, so channels update their slot lock-free.
  */
-static GMutex stats_lock;
+static QemuMutex stats_lock;
 static MultiFDChannelStats *stats;
 static int stats_capacity;
 static int stats_count; /* slots query-multifd-channels shows */
 
 static void multifd_stats_reset(int capacity, int count)
 {
-    g_mutex_lock(&stats_lock);
+    qemu_mutex_lock(&stats_lock);
     g_free(stats);
     stats = g_new0(MultiFDChannelStats, capacity);
     stats_capacity = capacity;
     stats_count = count;
-    g_mutex_unlock(&stats_lock);
+    qemu_mutex_unlock(&stats_lock);
 }
 
 static void multifd_stats_set_count(int count)
 {
-    g_mutex_lock(&stats_lock);
+    qemu_mutex_lock(&stats_lock);
     stats_count = MIN(count, stats_capacity);
-    g_mutex_unlock(&stats_lock);
+    qemu_mutex_unlock(&stats_lock);
 }
 
 static MultiFDChannelStats *multifd_stats_slot(int id)
 {
     MultiFDChannelStats *slot;
 
-    g_mutex_lock(&stats_lock);
+    qemu_mutex_lock(&stats_lock);
     g_assert(id < stats_capacity);
     slot = &stats[id];
-    g_mutex_unlock(&stats_lock);
+    qemu_mutex_unlock(&stats_lock);
     return slot;
 }
 
@@ -138,7 +139,7 @@ MultifdChannelInfoList *multifd_query_channels(void)
 {
     MultifdChannelInfoList *head = NULL, **tail = &head;
 
-    g_mutex_lock(&stats_lock);
+    qemu_mutex_lock(&stats_lock);
     for (int i = 0; i < stats_count; i++) {
         MultifdChannelInfoList *item = g_new0(MultifdChannelInfoList, 1);
 
@@ -149,7 +150,7 @@ MultifdChannelInfoList *multifd_query_channels(void)
         *tail = item;
         tail = &item->next;
     }
-    g_mutex_unlock(&stats_lock);
+    qemu_mutex_unlock(&stats_lock);
     return head;
 }
 
@@ -181,8 +182,8 @@ typedef struct MultiFDSendState {
     MultiFDBatch *batches; /* count + 1: one per channel, one being filled */
     MultiFDBatch *pending; /* the one the migration thread fills */
 
-    GMutex lock;
-    GCond idle_cond; /* the migration thread waits here for channels */
+    QemuMutex lock;
+    QemuCond idle_cond; /* the migration thread waits here for channels */
     GError *error;   /* the first channel error */
     int next;        /* where the search for an idle channel starts */
 
@@ -266,7 +267,7 @@ static void multifd_send_set_error_locked(MultiFDSendState *s,
         s->error = err;
         err = NULL;
     }
-    g_cond_broadcast(&s->idle_cond);
+    qemu_cond_broadcast(&s->idle_cond);
     g_clear_error(&err);
 }
 
@@ -278,24 +279,24 @@ static gpointer multifd_send_thread(gpointer opaque)
     QIOChannel *ioc = NULL;
 
     if (s->ops->open(c, &ioc, &err) < 0) {
-        g_mutex_lock(&s->lock);
+        qemu_mutex_lock(&s->lock);
         multifd_send_set_error_locked(s, c, err);
-        g_mutex_unlock(&s->lock);
+        qemu_mutex_unlock(&s->lock);
         return NULL;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     c->ioc = ioc;
     for (;;) {
         int job, ret;
 
         while (c->job == MULTIFD_JOB_NONE && !c->quit) {
-            g_cond_wait(&c->cond, &s->lock);
+            qemu_cond_wait(&c->cond, &s->lock);
         }
         job = c->job;
         if (job == MULTIFD_JOB_NONE) {
             break; /* quit, with nothing left to do */
         }
-        g_mutex_unlock(&s->lock);
+        qemu_mutex_unlock(&s->lock);
 
         if (job == MULTIFD_JOB_BATCH) {
             ret = s->ops->send_batch(c, c->batch, &err);
@@ -303,18 +304,18 @@ static gpointer multifd_send_thread(gpointer opaque)
             ret = s->ops->send_sync ? s->ops->send_sync(c, &err) : 0;
         }
 
-        g_mutex_lock(&s->lock);
+        qemu_mutex_lock(&s->lock);
         /* The error first: nobody may take this channel for idle and well. */
         if (ret < 0) {
             multifd_send_set_error_locked(s, c, err);
         }
         c->job = MULTIFD_JOB_NONE;
-        g_cond_broadcast(&s->idle_cond);
+        qemu_cond_broadcast(&s->idle_cond);
         if (ret < 0) {
             break;
         }
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     return NULL;
 }
 
@@ -370,7 +371,7 @@ static MultiFDSendChannel *multifd_send_idle_channel(MultiFDSendState *s,
                 return c;
             }
         }
-        g_cond_wait_until(&s->idle_cond, &s->lock, deadline());
+        qemu_cond_wait_until(&s->idle_cond, &s->lock, deadline());
     }
 }
 
@@ -378,7 +379,7 @@ static MultiFDSendChannel *multifd_send_idle_channel(MultiFDSendState *s,
 static void multifd_send_post(MultiFDSendChannel *c, int job)
 {
     c->job = job;
-    g_cond_signal(&c->cond);
+    qemu_cond_signal(&c->cond);
 }
 
 /* Hands the pending batch to an idle channel, taking its empty one. */
@@ -391,7 +392,7 @@ static int multifd_send_flush_batch(MultiFDSendState *s, QEMUFile *f)
     if (!s->pending->num) {
         return 0;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     c = multifd_send_idle_channel(s, &err);
     if (c) {
         empty = c->batch;
@@ -399,7 +400,7 @@ static int multifd_send_flush_batch(MultiFDSendState *s, QEMUFile *f)
         s->pending = empty;
         multifd_send_post(c, MULTIFD_JOB_BATCH);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (!c) {
         return multifd_send_fail(f, err);
     }
@@ -427,7 +428,7 @@ static bool multifd_send_wait_idle(MultiFDSendState *s, MultiFDSendChannel *c,
         if (idle) {
             return true;
         }
-        g_cond_wait_until(&s->idle_cond, &s->lock, deadline());
+        qemu_cond_wait_until(&s->idle_cond, &s->lock, deadline());
     }
 }
 
@@ -448,7 +449,7 @@ static int multifd_send_sync(MultiFDSendState *s, QEMUFile *f)
     if (ret < 0) {
         return ret;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     if (s->ops->send_sync) {
         for (int i = 0; i < s->count && ok; i++) {
             MultiFDSendChannel *c = &s->channels[i];
@@ -461,7 +462,7 @@ static int multifd_send_sync(MultiFDSendState *s, QEMUFile *f)
     } else {
         ok = multifd_send_wait_idle(s, NULL, &err);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (!ok) {
         return multifd_send_fail(f, err);
     }
@@ -487,7 +488,7 @@ static void multifd_send_cleanup(void)
     if (!s) {
         return;
     }
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     for (int i = 0; i < s->count; i++) {
         /* A busy channel at this point is stuck or unwanted: unblock it. */
         shutdown |= s->channels[i].job != MULTIFD_JOB_NONE;
@@ -501,9 +502,9 @@ static void multifd_send_cleanup(void)
             qio_channel_has_feature(c->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
             qio_channel_shutdown(c->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
         }
-        g_cond_signal(&c->cond);
+        qemu_cond_signal(&c->cond);
     }
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
 
     for (int i = 0; i < s->count; i++) {
         MultiFDSendChannel *c = &s->channels[i];
@@ -524,14 +525,14 @@ static void multifd_send_cleanup(void)
         }
         g_free(c->comp_buf);
         g_free(c->packet);
-        g_cond_clear(&c->cond);
+        qemu_cond_destroy(&c->cond);
     }
     if (!s->socket_addr) {
         mapped_ram_save_cleanup();
     }
     g_clear_error(&s->error);
-    g_mutex_clear(&s->lock);
-    g_cond_clear(&s->idle_cond);
+    qemu_mutex_destroy(&s->lock);
+    qemu_cond_destroy(&s->idle_cond);
     g_free(s->channels);
     g_free(s->batches);
     g_free(s->socket_addr);
@@ -560,8 +561,8 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
 
     multifd_send_cleanup();
     s = g_new0(MultiFDSendState, 1);
-    g_mutex_init(&s->lock);
-    g_cond_init(&s->idle_cond);
+    qemu_mutex_init(&s->lock);
+    qemu_cond_init(&s->idle_cond);
     s->zero_detection = migrate_zero_page_detection();
     multifd_random_uuid(s->uuid);
     send_state = s;
@@ -585,9 +586,9 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
          * connects, so even a lost handshake ACK cannot reorder them.
          */
         qemu_fflush(f);
-        g_mutex_lock(&ms->lock);
+        qemu_mutex_lock(&ms->lock);
         s->socket_addr = g_strdup(ms->connect_addr);
-        g_mutex_unlock(&ms->lock);
+        qemu_mutex_unlock(&ms->lock);
         if (!s->socket_addr) {
             error_setg(errp,
                        "Migration requires multi-channel URIs (e.g. tcp)");
@@ -608,7 +609,7 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
         c->id = i;
         c->batch = &s->batches[i];
         c->stats = multifd_stats_slot(i);
-        g_cond_init(&c->cond);
+        qemu_cond_init(&c->cond);
         c->thread = g_thread_new(name, multifd_send_thread, c);
     }
     /*
@@ -771,9 +772,9 @@ static int multifd_sink_complete(QEMUFile *f)
         return ret;
     }
     /* Everything is written (or queued in the sockets) before we go on. */
-    g_mutex_lock(&s->lock);
+    qemu_mutex_lock(&s->lock);
     ok = multifd_send_wait_idle(s, NULL, &err);
-    g_mutex_unlock(&s->lock);
+    qemu_mutex_unlock(&s->lock);
     if (!ok) {
         return multifd_send_fail(f, err);
     }
@@ -799,8 +800,8 @@ const RAMPageSink multifd_ram_sink = {
 /* ------------------------------------------------------------------ */
 
 typedef struct MultiFDRecvState {
-    GMutex lock;
-    GCond main_cond; /* the load thread waits here */
+    QemuMutex lock;
+    QemuCond main_cond; /* the load thread waits here */
     bool file;
     int expected;   /* channels of this migration; 0 until known */
     GPtrArray *all; /* every channel object, named or not yet */
@@ -815,7 +816,7 @@ typedef struct MultiFDRecvState {
 } MultiFDRecvState;
 
 /* recv_lock guards the pointer: the main loop and the load thread race. */
-static GMutex recv_lock;
+static QemuMutex recv_lock;
 static MultiFDRecvState *recv_state;
 /* The load ended: late connections are closed right away. */
 static bool recv_done;
@@ -824,8 +825,8 @@ static MultiFDRecvState *multifd_recv_state_new(bool file, int expected)
 {
     MultiFDRecvState *st = g_new0(MultiFDRecvState, 1);
 
-    g_mutex_init(&st->lock);
-    g_cond_init(&st->main_cond);
+    qemu_mutex_init(&st->lock);
+    qemu_cond_init(&st->main_cond);
     st->file = file;
     st->all = g_ptr_array_new();
     /* Sockets learn the count from the first init message. */
@@ -842,12 +843,12 @@ static MultiFDRecvState *multifd_recv_socket_state(void)
 {
     MultiFDRecvState *st;
 
-    g_mutex_lock(&recv_lock);
+    qemu_mutex_lock(&recv_lock);
     if (!recv_state && !recv_done) {
         recv_state = multifd_recv_state_new(false, 0);
     }
     st = recv_state;
-    g_mutex_unlock(&recv_lock);
+    qemu_mutex_unlock(&recv_lock);
     return st;
 }
 
@@ -857,7 +858,7 @@ static MultiFDRecvChannel *multifd_recv_channel_new(MultiFDRecvState *st)
 
     c->id = -1;
     c->state = st;
-    g_cond_init(&c->cond);
+    qemu_cond_init(&c->cond);
     return c;
 }
 
@@ -873,18 +874,18 @@ bool multifd_recv_new_channel(QIOChannel *ioc)
     }
     c = multifd_recv_channel_new(st);
     c->ioc = ioc;
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     if (st->quit) {
-        g_mutex_unlock(&st->lock);
+        qemu_mutex_unlock(&st->lock);
         qio_channel_unref(ioc);
-        g_cond_clear(&c->cond);
+        qemu_cond_destroy(&c->cond);
         g_free(c);
         return true;
     }
     g_ptr_array_add(st->all, c);
     enough = st->expected && (int)st->all->len >= st->expected;
     c->thread = g_thread_new("mig/dst/recv", multifd_socket_recv_thread, c);
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return enough;
 }
 
@@ -909,7 +910,7 @@ bool multifd_recv_register(MultiFDRecvChannel *c, const uint8_t uuid[16],
     MultiFDRecvState *st = c->state;
     bool all_here = false;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     if (!st->have_uuid) {
         /* The first channel names the migration; the rest must match. */
         memcpy(st->uuid, uuid, 16);
@@ -951,15 +952,15 @@ bool multifd_recv_register(MultiFDRecvChannel *c, const uint8_t uuid[16],
     c->stats = multifd_stats_slot(id);
     st->registered++;
     all_here = st->registered == st->expected;
-    g_cond_broadcast(&st->main_cond);
-    g_mutex_unlock(&st->lock);
+    qemu_cond_broadcast(&st->main_cond);
+    qemu_mutex_unlock(&st->lock);
     if (all_here) {
         main_loop_invoke(multifd_stop_listener, NULL);
     }
     return true;
 
 fail:
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return false;
 }
 
@@ -968,15 +969,15 @@ bool multifd_recv_channel_synced(MultiFDRecvChannel *c)
     MultiFDRecvState *st = c->state;
     bool ok;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     c->syncs++;
-    g_cond_broadcast(&st->main_cond);
+    qemu_cond_broadcast(&st->main_cond);
     /* Nothing after the SYNC may land before the main stream gets here. */
     while (st->flushes < c->syncs && !st->quit && !st->error) {
-        g_cond_wait(&c->cond, &st->lock);
+        qemu_cond_wait(&c->cond, &st->lock);
     }
     ok = !st->quit && !st->error;
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return ok;
 }
 
@@ -984,10 +985,10 @@ void multifd_recv_channel_finished(MultiFDRecvChannel *c)
 {
     MultiFDRecvState *st = c->state;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     c->finished = true;
-    g_cond_broadcast(&st->main_cond);
-    g_mutex_unlock(&st->lock);
+    qemu_cond_broadcast(&st->main_cond);
+    qemu_mutex_unlock(&st->lock);
 }
 
 bool multifd_recv_quitting(MultiFDRecvChannel *c)
@@ -995,9 +996,9 @@ bool multifd_recv_quitting(MultiFDRecvChannel *c)
     MultiFDRecvState *st = c->state;
     bool quit;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     quit = st->quit;
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return quit;
 }
 
@@ -1009,27 +1010,27 @@ void multifd_recv_set_error(MultiFDRecvChannel *c, GError *err)
     if (c->id >= 0) {
         error_prepend(&err, "multifd channel %d: ", c->id);
     }
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     if (st->quit || st->error) {
-        g_mutex_unlock(&st->lock);
+        qemu_mutex_unlock(&st->lock);
         g_error_free(err);
         return;
     }
     st->error = g_error_copy(err);
-    g_cond_broadcast(&st->main_cond);
+    qemu_cond_broadcast(&st->main_cond);
     for (guint i = 0; i < st->all->len; i++) {
         MultiFDRecvChannel *other = g_ptr_array_index(st->all, i);
 
-        g_cond_signal(&other->cond);
+        qemu_cond_signal(&other->cond);
     }
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
 
     /*
      * The load thread may be blocked reading the main stream: the incoming
      * migration reports this error (the first one wins) and the main
      * channel is shut down so the loader stops right away.
      */
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     if (!mis->error) {
         mis->error = err;
         err = NULL;
@@ -1038,7 +1039,7 @@ void multifd_recv_set_error(MultiFDRecvChannel *c, GError *err)
         qio_channel_has_feature(mis->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
         qio_channel_shutdown(mis->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
     }
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     g_clear_error(&err);
 }
 
@@ -1066,14 +1067,14 @@ static bool multifd_recv_main_hung_up(void)
     struct pollfd pfd = {.fd = -1, .events = POLLRDHUP};
 
     /* Lock order: st->lock, then mis->lock (never the other way). */
-    g_mutex_lock(&mis->lock);
+    qemu_mutex_lock(&mis->lock);
     if (mis->ioc) {
         pfd.fd = qio_channel_get_fd(mis->ioc, G_IO_IN);
     }
     if (pfd.fd >= 0 && poll(&pfd, 1, 0) < 0) {
         pfd.revents = 0;
     }
-    g_mutex_unlock(&mis->lock);
+    qemu_mutex_unlock(&mis->lock);
     return pfd.revents & (POLLRDHUP | POLLHUP | POLLERR);
 }
 
@@ -1125,13 +1126,13 @@ int multifd_recv_sync_main(GError **errp)
         error_setg(errp, "multifd: unexpected MULTIFD_FLUSH");
         return -1;
     }
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     target = st->flushes + 1;
     for (;;) {
         bool ready = st->have_uuid && st->registered == st->expected;
 
         if (!multifd_recv_check(st, errp)) {
-            g_mutex_unlock(&st->lock);
+            qemu_mutex_unlock(&st->lock);
             return -1;
         }
         /* A channel closed short of this sync: the source is gone. */
@@ -1146,7 +1147,7 @@ int multifd_recv_sync_main(GError **errp)
                            "multifd channel %d: closed before sync point "
                            "%" PRIu64,
                            i, target);
-                g_mutex_unlock(&st->lock);
+                qemu_mutex_unlock(&st->lock);
                 return -1;
             }
             ready = false;
@@ -1155,16 +1156,16 @@ int multifd_recv_sync_main(GError **errp)
             break;
         }
         if (!multifd_recv_missing_ok(st, &hup_since, errp)) {
-            g_mutex_unlock(&st->lock);
+            qemu_mutex_unlock(&st->lock);
             return -1;
         }
-        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+        qemu_cond_wait_until(&st->main_cond, &st->lock, deadline());
     }
     st->flushes = target;
     for (int i = 0; i < st->expected; i++) {
-        g_cond_signal(&st->by_id[i]->cond);
+        qemu_cond_signal(&st->by_id[i]->cond);
     }
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return 0;
 }
 
@@ -1176,30 +1177,30 @@ static gpointer multifd_file_recv_thread(gpointer opaque)
     MultiFDRecvState *st = c->state;
     GError *err = NULL;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     for (;;) {
         MultiFDReadJob job;
         int ret;
 
         while (!c->busy && !st->quit) {
-            g_cond_wait(&c->cond, &st->lock);
+            qemu_cond_wait(&c->cond, &st->lock);
         }
         if (!c->busy) {
             break;
         }
         job = c->job;
-        g_mutex_unlock(&st->lock);
+        qemu_mutex_unlock(&st->lock);
 
         ret = multifd_file_recv_read(c, &job, &err);
 
-        g_mutex_lock(&st->lock);
+        qemu_mutex_lock(&st->lock);
         c->busy = false;
-        g_cond_broadcast(&st->main_cond);
+        qemu_cond_broadcast(&st->main_cond);
         if (ret < 0) {
             break;
         }
     }
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     if (err) {
         multifd_recv_set_error(c, err);
     }
@@ -1211,9 +1212,9 @@ int multifd_recv_file_setup(GError **errp)
     MultiFDRecvState *st;
     int count = migrate_multifd_channels();
 
-    g_mutex_lock(&recv_lock);
+    qemu_mutex_lock(&recv_lock);
     st = recv_state;
-    g_mutex_unlock(&recv_lock);
+    qemu_mutex_unlock(&recv_lock);
     if (st) {
         if (!st->file || st->registered < st->expected) {
             error_setg(errp, "multifd: the file channels are not usable");
@@ -1234,9 +1235,9 @@ int multifd_recv_file_setup(GError **errp)
         }
         st->registered++;
     }
-    g_mutex_lock(&recv_lock);
+    qemu_mutex_lock(&recv_lock);
     recv_state = st;
-    g_mutex_unlock(&recv_lock);
+    qemu_mutex_unlock(&recv_lock);
     if (st->registered < count) {
         return -1; /* cleanup closes what was opened */
     }
@@ -1252,10 +1253,10 @@ int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp)
 {
     MultiFDRecvState *st = recv_state;
 
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     for (;;) {
         if (!multifd_recv_check(st, errp)) {
-            g_mutex_unlock(&st->lock);
+            qemu_mutex_unlock(&st->lock);
             return -1;
         }
         for (int i = 0; i < st->expected; i++) {
@@ -1265,12 +1266,12 @@ int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp)
                 st->next = (c->id + 1) % st->expected;
                 c->job = *job;
                 c->busy = true;
-                g_cond_signal(&c->cond);
-                g_mutex_unlock(&st->lock);
+                qemu_cond_signal(&c->cond);
+                qemu_mutex_unlock(&st->lock);
                 return 0;
             }
         }
-        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+        qemu_cond_wait_until(&st->main_cond, &st->lock, deadline());
     }
 }
 
@@ -1281,12 +1282,12 @@ int multifd_recv_wait_reads(GError **errp)
     if (!st) {
         return 0;
     }
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     for (;;) {
         bool idle = true;
 
         if (!multifd_recv_check(st, errp)) {
-            g_mutex_unlock(&st->lock);
+            qemu_mutex_unlock(&st->lock);
             return -1;
         }
         for (int i = 0; i < st->expected; i++) {
@@ -1295,9 +1296,9 @@ int multifd_recv_wait_reads(GError **errp)
         if (idle) {
             break;
         }
-        g_cond_wait_until(&st->main_cond, &st->lock, deadline());
+        qemu_cond_wait_until(&st->main_cond, &st->lock, deadline());
     }
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
     return 0;
 }
 
@@ -1305,13 +1306,13 @@ void multifd_recv_cleanup(void)
 {
     MultiFDRecvState *st;
 
-    g_mutex_lock(&recv_lock);
+    qemu_mutex_lock(&recv_lock);
     st = recv_state;
     recv_state = NULL;
     if (st) {
         recv_done = true;
     }
-    g_mutex_unlock(&recv_lock);
+    qemu_mutex_unlock(&recv_lock);
     /*
      * No more channels: the listener, kept open for them, closes on the
      * main loop (also when none ever came).
@@ -1322,7 +1323,7 @@ void multifd_recv_cleanup(void)
     if (!st) {
         return;
     }
-    g_mutex_lock(&st->lock);
+    qemu_mutex_lock(&st->lock);
     st->quit = true;
     for (guint i = 0; i < st->all->len; i++) {
         MultiFDRecvChannel *c = g_ptr_array_index(st->all, i);
@@ -1332,9 +1333,9 @@ void multifd_recv_cleanup(void)
             qio_channel_has_feature(c->ioc, QIO_CHANNEL_FEATURE_SHUTDOWN)) {
             qio_channel_shutdown(c->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
         }
-        g_cond_signal(&c->cond);
+        qemu_cond_signal(&c->cond);
     }
-    g_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&st->lock);
 
     for (guint i = 0; i < st->all->len; i++) {
         MultiFDRecvChannel *c = g_ptr_array_index(st->all, i);
@@ -1347,13 +1348,13 @@ void multifd_recv_cleanup(void)
             qio_channel_unref(c->ioc);
         }
         multifd_socket_recv_free(c);
-        g_cond_clear(&c->cond);
+        qemu_cond_destroy(&c->cond);
         g_free(c);
     }
     g_ptr_array_free(st->all, true);
     g_free(st->by_id);
     g_clear_error(&st->error);
-    g_mutex_clear(&st->lock);
-    g_cond_clear(&st->main_cond);
+    qemu_mutex_destroy(&st->lock);
+    qemu_cond_destroy(&st->main_cond);
     g_free(st);
 }

@@ -26,6 +26,7 @@
 #define MIGRATION_MULTIFD_H
 
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 
 #include "io/channel.h"
 #include "migration/qemu-file.h"
@@ -184,7 +185,7 @@ struct MultiFDSendChannel {
     /* Handoff, under the state lock. */
     int job; /* MULTIFD_JOB_* */
     bool quit;
-    GCond cond;
+    QemuCond cond;
     MultiFDBatch *batch; /* swapped with the migration thread's */
 
     /* The thread's own, allocated once per migration. */
@@ -238,7 +239,7 @@ typedef struct MultiFDRecvChannel {
     int id; /* socket: -1 until the init message names it */
     GThread *thread;
     QIOChannel *ioc;
-    GCond cond;
+    QemuCond cond;
     bool busy; /* file: a job is queued */
     MultiFDReadJob job;
     uint64_t syncs; /* socket: SYNC packets received */

@@ -13,6 +13,7 @@
  * Migration threads open fdset paths, so the state is under a mutex.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 
 #include "monitor/monitor-internal.h"
 #include "monitor/monitor.h"
@@ -32,7 +33,7 @@ typedef struct MonFdset {
     GArray *dups;   /* of int: fds given out by qemu_open(), still open */
 } MonFdset;
 
-static GMutex fds_lock;
+static QemuMutex fds_lock;
 static GPtrArray *fdsets;     /* of MonFdset *, sorted by id */
 static GHashTable *named_fds; /* name -> GINT_TO_POINTER(fd) */
 
@@ -62,20 +63,20 @@ void qmp_getfd(const char *fdname, GError **errp)
                          "with a digit");
         return;
     }
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     named_fds_init();
     if (g_hash_table_lookup_extended(named_fds, fdname, NULL, &old)) {
         close(GPOINTER_TO_INT(old));
     }
     g_hash_table_insert(named_fds, g_strdup(fdname), GINT_TO_POINTER(fd));
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
 }
 
 void qmp_closefd(const char *fdname, GError **errp)
 {
     gpointer fd;
 
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     if (named_fds &&
         g_hash_table_lookup_extended(named_fds, fdname, NULL, &fd)) {
         close(GPOINTER_TO_INT(fd));
@@ -83,7 +84,7 @@ void qmp_closefd(const char *fdname, GError **errp)
     } else {
         error_setg(errp, "File descriptor named '%s' not found", fdname);
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
 }
 
 int monitor_get_fd(const char *name, GError **errp)
@@ -91,7 +92,7 @@ int monitor_get_fd(const char *name, GError **errp)
     gpointer fd;
     int dup_fd = -1;
 
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     if (!named_fds ||
         !g_hash_table_lookup_extended(named_fds, name, NULL, &fd)) {
         error_setg(errp, "File descriptor named '%s' has not been found", name);
@@ -102,7 +103,7 @@ int monitor_get_fd(const char *name, GError **errp)
                              GPOINTER_TO_INT(fd));
         }
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
     return dup_fd;
 }
 
@@ -187,7 +188,7 @@ int64_t monitor_fdset_add_fd(int fd, bool has_fdset_id, int64_t fdset_id,
         error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
         return -1;
     }
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     if (!has_fdset_id) {
         fdset_id = fdset_free_id();
     }
@@ -199,7 +200,7 @@ int64_t monitor_fdset_add_fd(int fd, bool has_fdset_id, int64_t fdset_id,
     f->fd = fd;
     f->opaque = g_strdup(opaque);
     g_ptr_array_add(set->fds, f);
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
     return fdset_id;
 }
 
@@ -228,13 +229,13 @@ void qmp_remove_fd(int64_t fdset_id, bool has_fd, int64_t fd, GError **errp)
 {
     MonFdset *set;
 
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     set = fdset_find(fdset_id);
     if (set && !has_fd) {
         /* Closes every member now; live dups keep the set listed. */
         g_ptr_array_set_size(set->fds, 0);
         fdset_maybe_free(set);
-        g_mutex_unlock(&fds_lock);
+        qemu_mutex_unlock(&fds_lock);
         return;
     }
     for (guint i = 0; set && i < set->fds->len; i++) {
@@ -243,11 +244,11 @@ void qmp_remove_fd(int64_t fdset_id, bool has_fd, int64_t fd, GError **errp)
         if (f->fd == fd) {
             g_ptr_array_remove_index(set->fds, i);
             fdset_maybe_free(set);
-            g_mutex_unlock(&fds_lock);
+            qemu_mutex_unlock(&fds_lock);
             return;
         }
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
     if (has_fd) {
         error_setg(errp,
                    "File descriptor named 'fdset-id:%" PRId64 ", fd:%" PRId64
@@ -265,7 +266,7 @@ FdsetInfoList *qmp_query_fdsets(GError **errp)
     FdsetInfoList *head = NULL;
     FdsetInfoList **tail = &head;
 
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     for (guint i = 0; fdsets && i < fdsets->len; i++) {
         MonFdset *set = g_ptr_array_index(fdsets, i);
         FdsetInfo *info = g_new0(FdsetInfo, 1);
@@ -286,7 +287,7 @@ FdsetInfoList *qmp_query_fdsets(GError **errp)
         (*tail)->value = info;
         tail = &(*tail)->next;
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
     return head;
 }
 
@@ -324,7 +325,7 @@ int monitor_fdset_open(const char *path, int flags, GError **errp)
         error_setg(errp, "Could not parse fdset %s", path);
         return -1;
     }
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     set = fdset_find(id);
     if (!set) {
         error_setg(errp, "Failed to find fdset /dev/fdset/%" PRId64, id);
@@ -348,13 +349,13 @@ int monitor_fdset_open(const char *path, int flags, GError **errp)
     error_setg(errp, "Failed to find file descriptor with matching flags=0x%x",
                flags);
 out:
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
     return dup_fd;
 }
 
 void monitor_fdset_close(int fd)
 {
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     for (guint i = 0; fdsets && i < fdsets->len; i++) {
         MonFdset *set = g_ptr_array_index(fdsets, i);
 
@@ -362,12 +363,12 @@ void monitor_fdset_close(int fd)
             if (g_array_index(set->dups, int, j) == fd) {
                 g_array_remove_index_fast(set->dups, j);
                 fdset_maybe_free(set);
-                g_mutex_unlock(&fds_lock);
+                qemu_mutex_unlock(&fds_lock);
                 return;
             }
         }
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
 }
 
 void monitor_fdsets_init(void)
@@ -480,7 +481,7 @@ bool monitor_fdset_add_from_cmdline(const char *opts, GError **errp)
 
 void monitor_fds_cleanup(void)
 {
-    g_mutex_lock(&fds_lock);
+    qemu_mutex_lock(&fds_lock);
     if (named_fds) {
         GHashTableIter iter;
         gpointer fd;
@@ -500,5 +501,5 @@ void monitor_fds_cleanup(void)
         g_ptr_array_set_size(set->fds, 0);
         fdset_maybe_free(set);
     }
-    g_mutex_unlock(&fds_lock);
+    qemu_mutex_unlock(&fds_lock);
 }

@@ -16,6 +16,7 @@
  * precedes the command's reply, as in QEMU.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 
 #include <signal.h>
 
@@ -52,7 +53,7 @@ static MonitorConn *cur_conn;
 static uint64_t cur_fd_limit;
 
 /* Events not yet written; see the comment at the top. */
-static GMutex event_lock;
+static QemuMutex event_lock;
 static GQueue event_queue; /* of GString *, each one line */
 static bool event_flush_scheduled;
 static gint events_wanted; /* a QMP server exists; read by any thread */
@@ -589,10 +590,10 @@ static void event_queue_flush(void)
     GQueue pending = G_QUEUE_INIT;
     GString *line;
 
-    g_mutex_lock(&event_lock);
+    qemu_mutex_lock(&event_lock);
     pending = event_queue;
     g_queue_init(&event_queue);
-    g_mutex_unlock(&event_lock);
+    qemu_mutex_unlock(&event_lock);
 
     while ((line = g_queue_pop_head(&pending))) {
         monitor_qmp_broadcast(line->str, line->len);
@@ -602,9 +603,9 @@ static void event_queue_flush(void)
 
 static gboolean event_flush_cb(gpointer opaque)
 {
-    g_mutex_lock(&event_lock);
+    qemu_mutex_lock(&event_lock);
     event_flush_scheduled = false;
-    g_mutex_unlock(&event_lock);
+    qemu_mutex_unlock(&event_lock);
     event_queue_flush();
     return G_SOURCE_REMOVE;
 }
@@ -649,13 +650,13 @@ void monitor_qapi_event_emit(const char *name, JsonObject *data)
     json_generator_to_gstring(gen, line);
     g_string_append(line, "\r\n");
 
-    g_mutex_lock(&event_lock);
+    qemu_mutex_lock(&event_lock);
     g_queue_push_tail(&event_queue, line);
     if (!on_main_thread() && !event_flush_scheduled) {
         event_flush_scheduled = true;
         schedule = true;
     }
-    g_mutex_unlock(&event_lock);
+    qemu_mutex_unlock(&event_lock);
 
     if (on_main_thread()) {
         event_queue_flush();

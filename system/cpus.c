@@ -9,6 +9,7 @@
  * monitor's stop, the migration thread at switchover) waits a step at most.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include "system/cpus.h"
 
 typedef struct VCPU {
@@ -17,11 +18,11 @@ typedef struct VCPU {
     bool parked; /* counted in n_parked; under cpus_lock */
 } VCPU;
 
-static GMutex cpus_lock;
+static QemuMutex cpus_lock;
 /* vCPUs wait here to be released (and idle vCPUs sleep here). */
-static GCond run_cond;
+static QemuCond run_cond;
 /* pause_all_vcpus() waits here for the parked count. */
-static GCond parked_cond;
+static QemuCond parked_cond;
 
 static Workload *workload;
 static VCPU *vcpus;
@@ -42,24 +43,24 @@ static bool vcpu_park(VCPU *cpu)
 {
     bool run;
 
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     while (pause_requested || exit_requested) {
         if (!cpu->parked) {
             cpu->parked = true;
             n_parked++;
-            g_cond_broadcast(&parked_cond);
+            qemu_cond_broadcast(&parked_cond);
         }
         if (exit_requested) {
             break;
         }
-        g_cond_wait(&run_cond, &cpus_lock);
+        qemu_cond_wait(&run_cond, &cpus_lock);
     }
     run = !exit_requested;
     if (run && cpu->parked) {
         cpu->parked = false;
         n_parked--;
     }
-    g_mutex_unlock(&cpus_lock);
+    qemu_mutex_unlock(&cpus_lock);
     return run;
 }
 
@@ -106,30 +107,30 @@ void pause_all_vcpus(void)
 {
     /* A vCPU waiting for itself to park would never return. */
     g_assert(!current_vcpu);
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     g_atomic_int_set(&pause_requested, 1);
-    g_cond_broadcast(&run_cond); /* wakes vCPUs idling in vcpu_idle() */
+    qemu_cond_broadcast(&run_cond); /* wakes vCPUs idling in vcpu_idle() */
     while (n_parked < n_vcpus) {
-        g_cond_wait(&parked_cond, &cpus_lock);
+        qemu_cond_wait(&parked_cond, &cpus_lock);
     }
-    g_mutex_unlock(&cpus_lock);
+    qemu_mutex_unlock(&cpus_lock);
 }
 
 void resume_all_vcpus(void)
 {
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     g_atomic_int_set(&pause_requested, 0);
-    g_cond_broadcast(&run_cond);
-    g_mutex_unlock(&cpus_lock);
+    qemu_cond_broadcast(&run_cond);
+    qemu_mutex_unlock(&cpus_lock);
 }
 
 bool all_vcpus_paused(void)
 {
     bool paused;
 
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     paused = n_parked == n_vcpus;
-    g_mutex_unlock(&cpus_lock);
+    qemu_mutex_unlock(&cpus_lock);
     return paused;
 }
 
@@ -142,31 +143,31 @@ void cpus_shutdown(void)
 {
     int i;
 
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     g_atomic_int_set(&exit_requested, 1);
-    g_cond_broadcast(&run_cond);
-    g_mutex_unlock(&cpus_lock);
+    qemu_cond_broadcast(&run_cond);
+    qemu_mutex_unlock(&cpus_lock);
 
     for (i = 0; i < n_vcpus; i++) {
         g_thread_join(vcpus[i].thread);
     }
     g_free(vcpus);
     vcpus = NULL;
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     n_vcpus = 0;
     n_parked = 0;
-    g_mutex_unlock(&cpus_lock);
+    qemu_mutex_unlock(&cpus_lock);
 }
 
 void vcpu_idle(int64_t timeout_us)
 {
     gint64 end = g_get_monotonic_time() + timeout_us;
 
-    g_mutex_lock(&cpus_lock);
+    qemu_mutex_lock(&cpus_lock);
     while (!pause_requested && !exit_requested) {
-        if (!g_cond_wait_until(&run_cond, &cpus_lock, end)) {
+        if (!qemu_cond_wait_until(&run_cond, &cpus_lock, end)) {
             break;
         }
     }
-    g_mutex_unlock(&cpus_lock);
+    qemu_mutex_unlock(&cpus_lock);
 }

@@ -7,6 +7,7 @@
  * and only wakes the main loop, which then returns from main_loop_run().
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include <glib-unix.h>
 #include <signal.h>
 #include "qapi/qapi-events.h"
@@ -16,14 +17,14 @@
 
 /* --- the BQL --- */
 
-static GRecMutex bql;
+static QemuRecMutex bql;
 /* The holder, so bql_locked() can answer for the calling thread. */
 static GThread *bql_owner;
 static unsigned bql_depth;
 
 void bql_lock(void)
 {
-    g_rec_mutex_lock(&bql);
+    qemu_rec_mutex_lock(&bql);
     if (bql_depth++ == 0) {
         g_atomic_pointer_set(&bql_owner, g_thread_self());
     }
@@ -35,7 +36,7 @@ void bql_unlock(void)
     if (--bql_depth == 0) {
         g_atomic_pointer_set(&bql_owner, NULL);
     }
-    g_rec_mutex_unlock(&bql);
+    qemu_rec_mutex_unlock(&bql);
 }
 
 bool bql_locked(void)

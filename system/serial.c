@@ -12,6 +12,7 @@
  * destination streams have the same sections.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <glib-unix.h>
@@ -43,7 +44,7 @@ typedef struct SerialClient {
 } SerialClient;
 
 /* Serialises writers (several vCPUs) against each other and the clients. */
-static GMutex serial_lock;
+static QemuMutex serial_lock;
 /* stdio or file: descriptor; -1 otherwise. */
 static int out_fd = -1;
 static enum { OUT_SHARED, OUT_REOPENED, OUT_QEMU_OPEN } out_fd_kind;
@@ -59,7 +60,7 @@ void serial_write(const void *buf, size_t len)
     guint i;
 
     __atomic_fetch_add(&serial_state.bytes_sent, len, __ATOMIC_RELAXED);
-    g_mutex_lock(&serial_lock);
+    qemu_mutex_lock(&serial_lock);
     if (out_fd >= 0) {
         /* A short or failed write drops the rest (see top). */
         ssize_t ret = RETRY_ON_EINTR(write(out_fd, buf, len));
@@ -71,7 +72,7 @@ void serial_write(const void *buf, size_t len)
             RETRY_ON_EINTR(send(c->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL));
         (void)ret;
     }
-    g_mutex_unlock(&serial_lock);
+    qemu_mutex_unlock(&serial_lock);
 }
 
 void serial_putc(char c)
@@ -131,9 +132,9 @@ static gboolean client_event(gint fd, GIOCondition cond, gpointer opaque)
     if (n > 0 || (n < 0 && errno == EAGAIN)) {
         return G_SOURCE_CONTINUE;
     }
-    g_mutex_lock(&serial_lock);
+    qemu_mutex_lock(&serial_lock);
     g_ptr_array_remove(clients, c);
-    g_mutex_unlock(&serial_lock);
+    qemu_mutex_unlock(&serial_lock);
     close(c->fd);
     g_free(c);
     return G_SOURCE_REMOVE;
@@ -151,9 +152,9 @@ static gboolean listen_event(gint fd, GIOCondition cond, gpointer opaque)
     c->fd = cfd;
     c->watch =
         g_unix_fd_add(cfd, G_IO_IN | G_IO_HUP | G_IO_ERR, client_event, c);
-    g_mutex_lock(&serial_lock);
+    qemu_mutex_lock(&serial_lock);
     g_ptr_array_add(clients, c);
-    g_mutex_unlock(&serial_lock);
+    qemu_mutex_unlock(&serial_lock);
     return G_SOURCE_CONTINUE;
 }
 
@@ -276,7 +277,7 @@ bool serial_init(const char *spec, GError **errp)
 
 void serial_cleanup(void)
 {
-    g_mutex_lock(&serial_lock);
+    qemu_mutex_lock(&serial_lock);
     if (out_fd_kind == OUT_QEMU_OPEN) {
         qemu_close(out_fd);
     } else if (out_fd_kind == OUT_REOPENED) {
@@ -291,7 +292,7 @@ void serial_cleanup(void)
         g_ptr_array_free(clients, TRUE);
         clients = NULL;
     }
-    g_mutex_unlock(&serial_lock);
+    qemu_mutex_unlock(&serial_lock);
     if (listen_fd >= 0) {
         g_source_remove(listen_watch);
         close(listen_fd);

@@ -15,6 +15,7 @@
  * them. Direction comes from the call: writes are save-*, reads load-*.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 
 #include "qapi/qapi-commands.h"
 #include "qemu/fault-inject.h"
@@ -73,8 +74,8 @@ typedef struct Fault {
 bool fault_inject_armed;
 
 static bool fault_enabled;
-static GMutex fault_lock;
-static GCond fault_cond;
+static QemuMutex fault_lock;
+static QemuCond fault_cond;
 static Fault fault;
 /* Bumped by every arm/clear, so a stalled transfer knows it may go on. */
 static uint64_t fault_generation;
@@ -128,7 +129,7 @@ bool fault_inject_arm(const char *point, uint64_t after_bytes, int channel,
         }
     }
 
-    g_mutex_lock(&fault_lock);
+    qemu_mutex_lock(&fault_lock);
     fault = (Fault){
         .point = info,
         .after_bytes = after_bytes,
@@ -139,8 +140,8 @@ bool fault_inject_arm(const char *point, uint64_t after_bytes, int channel,
     };
     fault_generation++;
     __atomic_store_n(&fault_inject_armed, info != NULL, __ATOMIC_RELEASE);
-    g_cond_broadcast(&fault_cond);
-    g_mutex_unlock(&fault_lock);
+    qemu_cond_broadcast(&fault_cond);
+    qemu_mutex_unlock(&fault_lock);
     return true;
 }
 
@@ -207,7 +208,7 @@ static bool fault_hold_locked(void)
         if (qemu_system_shutdown_requested()) {
             return false;
         }
-        g_cond_wait_until(&fault_cond, &fault_lock,
+        qemu_cond_wait_until(&fault_cond, &fault_lock,
                           g_get_monotonic_time() + HOLD_SLICE_US);
     }
     return true;
@@ -238,7 +239,7 @@ FaultIOAction fault_inject_io(const char *name, bool write, size_t *len,
     if (!classify_channel(name, &kind, &id) || *len == 0) {
         return FAULT_IO_PASS;
     }
-    g_mutex_lock(&fault_lock);
+    qemu_mutex_lock(&fault_lock);
     if (!fault_matches(AT_IO, write, kind, id)) {
         goto out;
     }
@@ -265,7 +266,7 @@ FaultIOAction fault_inject_io(const char *name, bool write, size_t *len,
     fault_set_error(errp, name, write ? "write" : "read");
     action = FAULT_IO_FAIL;
 out:
-    g_mutex_unlock(&fault_lock);
+    qemu_mutex_unlock(&fault_lock);
     return action;
 }
 
@@ -281,7 +282,7 @@ bool fault_inject_sync(const char *name, GError **errp)
           !strcmp(name, "migration-fd"))) {
         return true;
     }
-    g_mutex_lock(&fault_lock);
+    qemu_mutex_lock(&fault_lock);
     if (fault_matches(AT_SYNC, true, kind, id)) {
         if (fault.hold) {
             ok = fault_hold_locked();
@@ -297,7 +298,7 @@ bool fault_inject_sync(const char *name, GError **errp)
             ok = false;
         }
     }
-    g_mutex_unlock(&fault_lock);
+    qemu_mutex_unlock(&fault_lock);
     return ok;
 }
 
@@ -305,7 +306,7 @@ bool fault_inject_consume(size_t len, GError **errp)
 {
     bool ok = true;
 
-    g_mutex_lock(&fault_lock);
+    qemu_mutex_lock(&fault_lock);
     if (!fault_matches(AT_CONSUME, false, CHAN_MAIN, -1) || len == 0) {
         goto out;
     }
@@ -334,7 +335,7 @@ bool fault_inject_consume(size_t len, GError **errp)
     }
     ok = false;
 out:
-    g_mutex_unlock(&fault_lock);
+    qemu_mutex_unlock(&fault_lock);
     return ok;
 }
 
