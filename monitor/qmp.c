@@ -377,6 +377,61 @@ static void qmp_dispatch(QmpClient *c, JsonObject *req, JsonNode *id)
     g_clear_error(&err);
 }
 
+static int hex4(const char *p)
+{
+    int v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int d = g_ascii_xdigit_value(p[i]);
+
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * json-glib 1.6 (Debian 12) leaks its scanner's buffer for every string
+ * holding a malformed surrogate escape ("\ud800" alone, or a low half
+ * first), and any client could repeat that forever. Such text is not valid
+ * JSON text for a QMP string anyway, so it is refused before json-glib sees
+ * it. Returns the offending escape's offset, or -1.
+ */
+static ssize_t bad_surrogate_escape(const GString *text)
+{
+    const char *s = text->str;
+    size_t len = text->len;
+
+    for (size_t i = 0; i + 1 < len; i++) {
+        int hi, lo;
+
+        if (s[i] != '\\') {
+            continue;
+        }
+        if (s[i + 1] != 'u' || i + 6 > len) {
+            i++; /* any other escape: skip the escaped character */
+            continue;
+        }
+        hi = hex4(s + i + 2);
+        if (hi < 0xd800 || hi > 0xdfff) {
+            i += 5;
+            continue;
+        }
+        if (hi >= 0xdc00 || i + 12 > len || s[i + 6] != '\\' ||
+            s[i + 7] != 'u') {
+            return i;
+        }
+        lo = hex4(s + i + 8);
+        if (lo < 0xdc00 || lo > 0xdfff) {
+            return i;
+        }
+        i += 11;
+    }
+    return -1;
+}
+
 /* Parses and runs one complete value from the splitter. */
 static void qmp_handle_value(QmpClient *c, const GString *text)
 {
@@ -385,7 +440,15 @@ static void qmp_handle_value(QmpClient *c, const GString *text)
     JsonNode *root;
     JsonObject *req;
     JsonNode *id;
+    ssize_t bad = bad_surrogate_escape(text);
 
+    if (bad >= 0) {
+        qmp_reply_error(c->conn, NULL, ERROR_CLASS_GENERIC_ERROR,
+                        "JSON parse error, invalid surrogate pair escape "
+                        "at offset %zd",
+                        bad);
+        return;
+    }
     if (!json_parser_load_from_data(parser, text->str, text->len, &err)) {
         qmp_reply_error(c->conn, NULL, ERROR_CLASS_GENERIC_ERROR,
                         "JSON parse error, %s", err->message);

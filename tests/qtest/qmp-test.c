@@ -109,6 +109,10 @@ static void test_bad_json(void)
         "}\n",                                            /* stray close */
         /* not UTF-8 */
         "{\"execute\": \"query-status\", \"id\": \"\xff\xfe\"}\n",
+        /* malformed surrogate escapes (json-glib would leak on these) */
+        "{\"execute\": \"query-status\", \"id\": \"\\ud800\"}\n",
+        "{\"execute\": \"query-status\", \"id\": \"\\udc00\\ud800\"}\n",
+        "{\"execute\": \"query-status\", \"id\": \"\\uD800\\u0041\"}\n",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         raw_expect_error(s, bad[i], "GenericError", "JSON parse error");
@@ -172,7 +176,10 @@ static void test_bad_commands(void)
 static void test_id_echo(void)
 {
     QTestState *s = qtest_init(GUEST_ARGS);
-    static const char *const ids[] = {"\"abc\"", "17", "{\"a\": [1, null]}"};
+    /* The last two: a valid surrogate pair, an escaped backslash + "ud800". */
+    static const char *const ids[] = {"\"abc\"", "17", "{\"a\": [1, null]}",
+                                      "\"\\ud83d\\ude00\"",
+                                      "\"\\\\ud800\""};
     for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
         for (int err = 0; err < 2; err++) {
             g_autofree char *cmd = g_strdup_printf(
