@@ -19,11 +19,30 @@ bool file_parse_spec(const char *spec, char **path, uint64_t *offset,
 
 /*
  * Source: opens PATH (O_CREAT | O_WRONLY, 0600, through qemu_open so
- * /dev/fdset/ID works), truncates it to offset (bytes before it survive,
- * nothing stale after it does) and seeks there.
+ * /dev/fdset/ID works) and seeks to offset. It does not truncate yet: the
+ * migration thread does, with file_outgoing_truncate(), so that `migrate`
+ * can still refuse (free space) without touching an existing file, and a
+ * slow truncation never blocks the monitor.
  */
 QIOChannel *file_open_outgoing(const char *path, uint64_t offset,
                                GError **errp);
+/*
+ * True when ioc is the file: channel file_open_outgoing() opened last and
+ * its truncation to *offset is still to come.
+ */
+bool file_outgoing_truncate_offset(QIOChannel *ioc, uint64_t *offset);
+/*
+ * A refused migration: forgets the pending truncation (the file stays as
+ * it was) and removes the file if file_open_outgoing() created it.
+ */
+void file_outgoing_abandon(QIOChannel *ioc);
+/*
+ * Migration thread, before anything is written: truncates ioc's file to
+ * its offset (bytes before it survive, nothing stale after it does) when
+ * ioc is the pending file: channel; true (and nothing done) for any other
+ * channel.
+ */
+bool file_outgoing_truncate(QIOChannel *ioc, GError **errp);
 /* Destination: opens PATH read-only and seeks to offset. */
 QIOChannel *file_open_incoming(const char *path, uint64_t offset,
                                GError **errp);

@@ -9,11 +9,18 @@
  * section framing, the device state and its JSON description. A guest
  * too big for its disk by this measure has to be saved elsewhere; the
  * message says how much is needed.
+ *
+ * It runs before a file: target is truncated (file.c defers that to the
+ * migration thread), so a refused save leaves an existing file as it was.
+ * What the truncation will give back counts as available: the blocks the
+ * old file has allocated beyond the offset, at least st_blocks * 512 - N
+ * (bytes before N stay; at most N of them can be allocated there).
  */
 #include "qemu/osdep.h"
 
 #include <sys/statvfs.h>
 
+#include "migration/file.h"
 #include "migration/free-space.h"
 #include "migration/mapped-ram.h"
 #include "migration/options.h"
@@ -60,7 +67,7 @@ bool migration_check_free_space(QIOChannel *ioc, GError **errp)
     int fd = qio_channel_get_fd(ioc, G_IO_OUT);
     struct statvfs vfs;
     struct stat st;
-    uint64_t need, avail;
+    uint64_t need, avail, offset;
 
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         return true; /* a pipe, socket or device: nothing to measure */
@@ -74,6 +81,11 @@ bool migration_check_free_space(QIOChannel *ioc, GError **errp)
         return true;
     }
     avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (file_outgoing_truncate_offset(ioc, &offset)) {
+        uint64_t allocated = (uint64_t)st.st_blocks * 512;
+
+        avail += allocated > offset ? allocated - offset : 0;
+    }
     if (avail < need) {
         error_setg(errp,
                    "Not enough free space for the migration file: need "

@@ -21,9 +21,11 @@ bool migration_file_size_bound(bool mapped_ram, bool guest_running,
                                uint64_t *bound);
 
 /*
- * Called by `migrate` once the transport is open: when ioc is a regular
- * file and a bound exists, compares it with the space its file system has
- * for it (statvfs f_bavail). True when it fits or nothing can be said.
+ * Called by `migrate` once the transport is open (a file: target is not
+ * truncated yet): when ioc is a regular file and a bound exists, compares
+ * it with the space its file system has for it (statvfs f_bavail, plus
+ * what truncating an existing file: target to its offset will free). True
+ * when it fits or nothing can be said.
  */
 bool migration_check_free_space(QIOChannel *ioc, GError **errp);
 

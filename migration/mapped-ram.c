@@ -7,13 +7,16 @@
  * - the format: header encoding and the layout arithmetic (mapped-ram.h
  *   documents the picture);
  * - the page sink the dirty-page walk in ram.c uses without multifd: each
- *   run of dirty pages is split at its zero pages and every non-zero piece
- *   goes to its slot with one positioned write; the file bitmap
- *   (rb->file_bmap) records which slots hold a page, and is written once,
- *   at completion, at the block's bitmap_offset;
+ *   run of dirty pages (up to RAM_RUN_MAX_PAGES, 2 MiB) is split where it
+ *   has more than mapped_ram_join_gap_pages() zero pages in a row, and
+ *   every piece goes to its slot with one positioned write (zero pages
+ *   inside a piece are written too, from guest RAM, but keep their bit
+ *   clear); the file bitmap (rb->file_bmap) records which slots hold a
+ *   page, and is written once, at completion, at the block's bitmap_offset;
  * - the loader for one block, called by ram.c's block-list parser: header
  *   checks, bitmap, then every run of set bits read straight into guest RAM
- *   in chunks of at most 1 MiB.
+ *   in extents of at most 4 MiB that may span small gaps of clear bits
+ *   (zeroed after the read).
  */
 #include "qemu/osdep.h"
 
@@ -101,12 +104,48 @@ typedef struct MappedRamSaveBlock {
     bool laid_out; /* its header was written */
 } MappedRamSaveBlock;
 
+/*
+ * Zero gap joined by the running save: written by setup on the migration
+ * thread before any channel thread starts, read by those threads after.
+ */
+static uint32_t mr_join_gap_pages = MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT;
+
+uint32_t mapped_ram_join_gap_pages(void)
+{
+    return mr_join_gap_pages;
+}
+
+/* The default, or MINIVM_MAPPED_RAM_JOIN_GAP when it is a number. */
+static uint32_t mapped_ram_join_gap_from_env(void)
+{
+    const char *env = g_getenv("MINIVM_MAPPED_RAM_JOIN_GAP");
+    guint64 value;
+
+    if (env &&
+        g_ascii_string_to_unsigned(env, 10, 0, UINT32_MAX, &value, NULL)) {
+        return value;
+    }
+    return MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT;
+}
+
+void mapped_ram_writeback_kick(int fd, uint64_t written, uint64_t *pending)
+{
+    *pending += written;
+    if (fd < 0 || *pending < MAPPED_RAM_WRITEBACK_BYTES) {
+        return;
+    }
+    *pending = 0;
+    /* The whole file: pieces are scattered, and clean pages cost nothing. */
+    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 /* The running outgoing migration's layout (migration thread only). */
 static struct {
     MappedRamSaveBlock *blocks;
     guint nblocks;
     MappedRamSaveBlock *last; /* the block of the previous lookup */
     bool zero_detection;
+    uint64_t writeback_pending; /* see mapped_ram_writeback_kick() */
 } mr_save;
 
 static MappedRamSaveBlock *mapped_ram_save_block(RAMBlock *rb)
@@ -152,6 +191,7 @@ int mapped_ram_save_setup(QEMUFile *f, GError **errp)
     mr_save.nblocks = ram_blocks ? ram_blocks->len : 0;
     mr_save.blocks = g_new0(MappedRamSaveBlock, mr_save.nblocks);
     mr_save.zero_detection = migrate_zero_page_detection() != 0;
+    mr_join_gap_pages = mapped_ram_join_gap_from_env();
     RAMBLOCK_FOREACH(rb)
     {
         /* Whole 64-bit words, as the file holds them: bitmap_to_le's size. */
@@ -204,7 +244,11 @@ uint64_t mapped_ram_block_pages_offset(RAMBlock *rb)
     return mb->pages_offset;
 }
 
-/* Pages [first, first + npages) of the block go to their slots at once. */
+/*
+ * Pages [first, first + npages) of the block go to their slots with one
+ * positioned write. Bits are the caller's: a joined zero page keeps its
+ * bit clear.
+ */
 static void mapped_ram_write_run(QEMUFile *f, MappedRamSaveBlock *mb,
                                  uint64_t first, uint64_t npages)
 {
@@ -215,21 +259,27 @@ static void mapped_ram_write_run(QEMUFile *f, MappedRamSaveBlock *mb,
     }
     qemu_put_buffer_at(f, mb->rb->host + offset, npages << TARGET_PAGE_BITS,
                        mb->pages_offset + offset);
-    bitmap_set(mb->rb->file_bmap, first, npages);
+    mapped_ram_writeback_kick(
+        qio_channel_get_fd(qemu_file_get_ioc(f), G_IO_OUT),
+        npages << TARGET_PAGE_BITS, &mr_save.writeback_pending);
 }
 
 /*
- * One run of dirty pages: zero pages split it; each non-zero piece is one
- * positioned write (through the QEMUFile, so max-bandwidth and the
- * transferred figures count it). A zero page's bit is cleared, whatever an
- * earlier pass put in its slot: the loader never reads a clear slot.
+ * One run of dirty pages: every page with content gets its bit set and
+ * goes out in a piece that is one positioned write (through the QEMUFile,
+ * so max-bandwidth and the transferred figures count it). A zero page's
+ * bit is cleared, whatever an earlier pass put in its slot: the loader
+ * never reads a clear slot. A gap of at most mapped_ram_join_gap_pages()
+ * zero pages between two pages with content is written with them, so the
+ * piece goes on; a longer one ends it and stays a hole.
  */
 static int mapped_ram_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
                                  uint64_t npages)
 {
     MappedRamSaveBlock *mb = mapped_ram_save_block(rb);
+    uint64_t join = mr_join_gap_pages;
     uint64_t end = first + npages;
-    uint64_t piece = first;
+    uint64_t piece = first, piece_end = first; /* [piece, piece_end) */
     uint64_t zero = 0;
 
     if (!mb || !mb->laid_out || end > ramblock_pages(rb)) {
@@ -242,19 +292,26 @@ static int mapped_ram_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
         qemu_file_set_error_obj(f, -EINVAL, err);
         return -EINVAL;
     }
-    if (mr_save.zero_detection) {
-        for (uint64_t page = first; page < end; page++) {
-            if (!buffer_is_zero(rb->host + (page << TARGET_PAGE_BITS),
-                                TARGET_PAGE_SIZE)) {
-                continue;
-            }
-            mapped_ram_write_run(f, mb, piece, page - piece);
+    for (uint64_t page = first; page < end; page++) {
+        const uint64_t *host =
+            (const uint64_t *)(rb->host + (page << TARGET_PAGE_BITS));
+
+        /* The first word first: one cache line for most pages, not two. */
+        if (mr_save.zero_detection && !host[0] &&
+            buffer_is_zero(host, TARGET_PAGE_SIZE)) {
             clear_bit(page, rb->file_bmap);
             zero++;
-            piece = page + 1;
+            continue;
         }
+        /* Content: it joins the piece unless the zero gap is too long. */
+        if (piece_end == piece || page - piece_end > join) {
+            mapped_ram_write_run(f, mb, piece, piece_end - piece);
+            piece = page;
+        }
+        piece_end = page + 1;
+        set_bit(page, rb->file_bmap);
     }
-    mapped_ram_write_run(f, mb, piece, end - piece);
+    mapped_ram_write_run(f, mb, piece, piece_end - piece);
     stat64_add(&mig_stats.zero_pages, zero);
     stat64_add(&mig_stats.normal_pages, npages - zero);
     return qemu_file_get_error(f);
@@ -478,39 +535,147 @@ static void mapped_ram_clear_unset_pages(RAMBlock *rb,
     }
 }
 
-/* Default reader: a positioned read on the main channel. */
-static int mapped_ram_read_main(void *opaque, RAMBlock *rb, uint8_t *host,
-                                size_t len, uint64_t file_offset, GError **errp)
+void mapped_ram_zero_holes(const MappedRamExtent *e)
 {
-    QIOChannel *ioc = opaque;
+    size_t pages = e->len >> TARGET_PAGE_BITS;
 
-    return qio_channel_pread_all(ioc, host, len, file_offset, errp);
+    if (!e->has_holes) {
+        return;
+    }
+    for (size_t i = find_first_bit(e->holes, pages); i < pages;
+         i = find_next_bit(e->holes, pages, i + 1)) {
+        uint8_t *host = e->host + (i << TARGET_PAGE_BITS);
+
+        /* A hole in the file reads as zeros: most of them need no write. */
+        if (!buffer_is_zero(host, TARGET_PAGE_SIZE)) {
+            memset(host, 0, TARGET_PAGE_SIZE);
+        }
+    }
 }
 
-/* Every run of set bits, in chunks of at most MAPPED_RAM_LOAD_BUF_SIZE. */
+/*
+ * The reader without multifd: the main channel (buffered: it never uses
+ * O_DIRECT). Reads are synchronous, so the kernel is asked to read ahead
+ * of them (POSIX_FADV_WILLNEED, which starts the I/O and returns) and the
+ * disk works while this thread copies; what was read is dropped from the
+ * page cache again (POSIX_FADV_DONTNEED): a restore reads the file once,
+ * and the guest RAM holds its copy.
+ */
+#define MAPPED_RAM_READAHEAD (32 * MiB)
+
+typedef struct MappedRamMainReader {
+    QIOChannel *ioc;
+    int fd;             /* for the advice; -1 when the channel has none */
+    uint64_t advised;   /* WILLNEED given up to here */
+    uint64_t drop_from; /* page cache not dropped yet from here */
+} MappedRamMainReader;
+
+static void mapped_ram_main_advise(MappedRamMainReader *r,
+                                   const MappedRamExtent *e)
+{
+    uint64_t want = e->file_offset + e->len + MAPPED_RAM_READAHEAD;
+    uint64_t from = MAX(r->advised, e->file_offset);
+
+    if (r->fd < 0) {
+        return;
+    }
+    /* In steps of a quarter window, so the advice is not per read. */
+    if (want > from + MAPPED_RAM_READAHEAD / 4 || r->advised < e->file_offset) {
+        posix_fadvise(r->fd, from, want - from, POSIX_FADV_WILLNEED);
+        r->advised = want;
+    }
+}
+
+static void mapped_ram_main_drop(MappedRamMainReader *r,
+                                 const MappedRamExtent *e)
+{
+    uint64_t end = e->file_offset + e->len;
+
+    if (r->fd < 0) {
+        return;
+    }
+    if (r->drop_from > e->file_offset) {
+        r->drop_from = e->file_offset; /* a new block, further back */
+    }
+    if (end - r->drop_from >= MAPPED_RAM_READAHEAD / 4) {
+        posix_fadvise(r->fd, r->drop_from, end - r->drop_from,
+                      POSIX_FADV_DONTNEED);
+        r->drop_from = end;
+    }
+}
+
+static int mapped_ram_read_main(void *opaque, const MappedRamExtent *e,
+                                GError **errp)
+{
+    MappedRamMainReader *r = opaque;
+
+    mapped_ram_main_advise(r, e);
+    if (qio_channel_pread_all(r->ioc, e->host, e->len, e->file_offset, errp) <
+        0) {
+        error_prepend(errp,
+                      "(%s) failed to read page 0x%" PRIx64
+                      " from file offset 0x%" PRIx64 ": ",
+                      e->rb->idstr, (uint64_t)(e->host - e->rb->host),
+                      e->file_offset);
+        return -1;
+    }
+    mapped_ram_zero_holes(e);
+    mapped_ram_main_drop(r, e);
+    return 0;
+}
+
+/*
+ * The end (exclusive) of the extent that starts at set bit first: runs of
+ * set bits joined across gaps of at most MAPPED_RAM_LOAD_GAP_PAGES clear
+ * bits, at most MAPPED_RAM_LOAD_MAX_PAGES in all. Its last page is set.
+ */
+static uint64_t mapped_ram_extent_end(const unsigned long *bitmap,
+                                      uint64_t pages, uint64_t first)
+{
+    uint64_t limit = MIN(pages, first + MAPPED_RAM_LOAD_MAX_PAGES);
+    uint64_t end = find_next_zero_bit(bitmap, limit, first + 1);
+
+    while (end < limit) {
+        uint64_t next = find_next_bit(bitmap, limit, end + 1);
+
+        if (next >= limit || next - end > MAPPED_RAM_LOAD_GAP_PAGES) {
+            break;
+        }
+        end = find_next_zero_bit(bitmap, limit, next + 1);
+    }
+    return end;
+}
+
+/*
+ * Every page whose bit is set, in extents (see mapped_ram_extent_end);
+ * each extent lists the clear-bit pages it covers, which its reader zeroes
+ * after the read.
+ */
 static int mapped_ram_read_pages(RAMBlock *rb, const unsigned long *bitmap,
                                  uint64_t pages_offset, MappedRamReadFn read_fn,
                                  void *opaque, GError **errp)
 {
     uint64_t pages = ramblock_pages(rb);
-    uint64_t chunk_pages = MAPPED_RAM_LOAD_BUF_SIZE >> TARGET_PAGE_BITS;
     uint64_t first = find_first_bit(bitmap, pages);
+    MappedRamExtent e = {.rb = rb};
 
     while (first < pages) {
-        uint64_t end = find_next_zero_bit(bitmap, pages, first + 1);
+        uint64_t end = mapped_ram_extent_end(bitmap, pages, first);
+        uint64_t offset = first << TARGET_PAGE_BITS;
+        uint64_t n = end - first;
 
-        for (uint64_t page = first; page < end; page += chunk_pages) {
-            uint64_t n = MIN(chunk_pages, end - page);
-            uint64_t offset = page << TARGET_PAGE_BITS;
-
-            if (read_fn(opaque, rb, rb->host + offset, n << TARGET_PAGE_BITS,
-                        pages_offset + offset, errp) < 0) {
-                error_prepend(errp,
-                              "(%s) failed to read page 0x%" PRIx64
-                              " from file offset 0x%" PRIx64 ": ",
-                              rb->idstr, offset, pages_offset + offset);
-                return -EIO;
-            }
+        e.host = rb->host + offset;
+        e.len = n << TARGET_PAGE_BITS;
+        e.file_offset = pages_offset + offset;
+        e.has_holes = false;
+        bitmap_zero(e.holes, MAPPED_RAM_LOAD_MAX_PAGES);
+        for (uint64_t gap = find_next_zero_bit(bitmap, end, first); gap < end;
+             gap = find_next_zero_bit(bitmap, end, gap + 1)) {
+            set_bit(gap - first, e.holes);
+            e.has_holes = true;
+        }
+        if (read_fn(opaque, &e, errp) < 0) {
+            return -EIO;
         }
         first = find_next_bit(bitmap, pages, end);
     }
@@ -548,6 +713,17 @@ int mapped_ram_load_block_with(QEMUFile *f, RAMBlock *rb,
 
 int mapped_ram_load_block(QEMUFile *f, RAMBlock *rb, GError **errp)
 {
-    return mapped_ram_load_block_with(f, rb, mapped_ram_read_main,
-                                      qemu_file_get_ioc(f), errp);
+    MappedRamMainReader r = {
+        .ioc = qemu_file_get_ioc(f),
+        .drop_from = UINT64_MAX,
+    };
+    int ret;
+
+    r.fd = qio_channel_get_fd(r.ioc, G_IO_IN);
+    ret = mapped_ram_load_block_with(f, rb, mapped_ram_read_main, &r, errp);
+    if (ret == 0 && r.fd >= 0 && r.advised > r.drop_from) {
+        posix_fadvise(r.fd, r.drop_from, r.advised - r.drop_from,
+                      POSIX_FADV_DONTNEED);
+    }
+    return ret;
 }

@@ -21,6 +21,7 @@
 #include "qemu/osdep.h"
 
 #include "migration/qemu-file.h"
+#include "qemu/bitmap.h"
 #include "migration/ram.h"
 #include "system/ramblock.h"
 
@@ -33,8 +34,20 @@
 /* Where a block's page area starts: a multiple of this (writer's choice;
  * the loader only insists on page alignment). */
 #define MAPPED_RAM_FILE_OFFSET_ALIGNMENT (1 * MiB)
-/* Largest single read of page data the loader issues. */
-#define MAPPED_RAM_LOAD_BUF_SIZE (1 * MiB)
+/*
+ * Largest single read of page data the loader issues. A read may span
+ * slots whose bit is clear (see MappedRamExtent), so one read covers
+ * several runs of pages: fewer, larger I/Os.
+ */
+#define MAPPED_RAM_LOAD_BUF_SIZE  (4 * MiB)
+#define MAPPED_RAM_LOAD_MAX_PAGES (MAPPED_RAM_LOAD_BUF_SIZE >> TARGET_PAGE_BITS)
+/*
+ * A gap of at most this many clear-bit pages between two runs of set bits
+ * is read across instead of splitting the read: a hole in the file costs
+ * no device I/O, and a small gap costs less than a second round trip.
+ * Larger gaps are skipped, so the guest RAM behind them stays untouched.
+ */
+#define MAPPED_RAM_LOAD_GAP_PAGES 64
 
 /* The header in host byte order (the file holds it big-endian). */
 typedef struct MappedRamHeader {
@@ -63,12 +76,45 @@ static inline uint64_t mapped_ram_bitmap_size(uint64_t npages)
 bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
                        MappedRamHeader *hdr);
 
+/* --- source: joining runs across small zero gaps --- */
+
+/*
+ * A slot whose bitmap bit is clear is never read (section 3), so a writer
+ * may fill it with anything. Writers use that to join two runs of pages
+ * with content that are separated by a few zero pages into one write: the
+ * zero pages go out from guest RAM (zero there, nothing copied) while
+ * their bits stay clear. Longer zero gaps stay holes, so the file stays
+ * sparse where the guest has free memory. Gaps of at most this many pages
+ * are joined (the choice is measured in docs/devel/benchmarks.md).
+ */
+#define MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT 8
+
+/*
+ * The gap the running save joins: the default, or the environment
+ * variable MINIVM_MAPPED_RAM_JOIN_GAP (0 = never join; a benchmarking
+ * knob), read by mapped_ram_save_setup(). Any thread may call it.
+ */
+uint32_t mapped_ram_join_gap_pages(void);
+
+/*
+ * Buffered writers: every MAPPED_RAM_WRITEBACK_BYTES written through fd,
+ * start the writeback of the file's dirty pages (sync_file_range WRITE),
+ * so the disk works while the save is still copying instead of waiting
+ * until the kernel's dirty_background threshold (a tenth of the host's
+ * memory) and leaving the rest to the final fsync. *pending counts the
+ * bytes since the last start (the caller's, one per writing thread).
+ * Errors are left to that fsync, which reports them.
+ */
+#define MAPPED_RAM_WRITEBACK_BYTES (64 * MiB)
+void mapped_ram_writeback_kick(int fd, uint64_t written, uint64_t *pending);
+
 /* --- source: the page sink (no multifd) --- */
 
 /*
  * Pages go out with positioned writes of whole runs at their slots; zero
- * pages are left as holes with their bit clear; bitmaps are written by
- * complete(). ram.c selects it when migrate_mapped_ram() and not multifd.
+ * pages get their bit cleared and are left as holes, except inside a gap
+ * short enough to be joined (above); bitmaps are written by complete().
+ * ram.c selects it when migrate_mapped_ram() and not multifd.
  */
 extern const RAMPageSink mapped_ram_sink;
 
@@ -95,25 +141,56 @@ void mapped_ram_save_cleanup(void);
 /* --- destination: one block --- */
 
 /*
- * Reads len bytes of page data at absolute file_offset into host (guest
- * RAM of rb). len is at most MAPPED_RAM_LOAD_BUF_SIZE and a whole number
- * of pages. Returns 0 or -1 with errp set.
+ * One read of the loader: len bytes of the file at file_offset into host
+ * (guest RAM of rb, page aligned, len a whole number of pages and at most
+ * MAPPED_RAM_LOAD_BUF_SIZE). Its first and last page have their bit set;
+ * pages inside whose bit is clear are listed in holes (bit i: page i of
+ * the extent). Such a slot may hold anything (a hole, zeros, or stale bytes
+ * from an earlier pass of a live save), so after the read lands the reader
+ * calls mapped_ram_zero_holes(). The extent is self-contained (no pointer
+ * into the loader's bitmap), so a reader may finish it after the loader
+ * moved on.
  */
-typedef int (*MappedRamReadFn)(void *opaque, RAMBlock *rb, uint8_t *host,
-                               size_t len, uint64_t file_offset, GError **errp);
+typedef struct MappedRamExtent {
+    RAMBlock *rb;
+    uint8_t *host;
+    size_t len;
+    uint64_t file_offset;
+    bool has_holes;
+    unsigned long holes[BITS_TO_LONGS(MAPPED_RAM_LOAD_MAX_PAGES)];
+} MappedRamExtent;
+
+/*
+ * After e's read landed: every page of e whose bit is clear is made zero
+ * (tested first, written only when not already zero).
+ */
+void mapped_ram_zero_holes(const MappedRamExtent *e);
+
+/*
+ * Reads (or queues the read of) one extent. A reader that completes it
+ * later must call mapped_ram_zero_holes() after the data landed. Returns
+ * 0 or -1 with errp set.
+ */
+typedef int (*MappedRamReadFn)(void *opaque, const MappedRamExtent *e,
+                               GError **errp);
 
 /*
  * Called by the START section's block-list parser right after rb's
  * used_length matched: reads and checks the MappedRamHeader (every check
  * and message of stream-format.md section 3), reads the bitmap, loads
- * every page whose bit is set straight into guest RAM in chunks of at most
- * 1 MiB, then moves the stream to pages_offset + used_length. Pages whose
- * bit is clear are left alone: the destination's RAM starts zeroed (a
- * block backed by a file that already has data is cleared where needed).
- * Returns 0 or a negative errno with errp set.
+ * every page whose bit is set straight into guest RAM in extents of at
+ * most MAPPED_RAM_LOAD_BUF_SIZE (across small gaps of clear bits, which
+ * end up zero), then moves the stream to pages_offset + used_length. Pages
+ * whose bit is clear and that no extent covers are left alone: the
+ * destination's RAM starts zeroed (a block backed by a file that already
+ * has data is cleared where needed). Returns 0 or a negative errno with
+ * errp set.
  */
 int mapped_ram_load_block(QEMUFile *f, RAMBlock *rb, GError **errp);
-/* The same with another reader for the page data (multifd channels). */
+/*
+ * The same with another reader for the page data (multifd channels). The
+ * reads may still be in flight when it returns: the caller waits for them.
+ */
 int mapped_ram_load_block_with(QEMUFile *f, RAMBlock *rb, MappedRamReadFn read,
                                void *opaque, GError **errp);
 

@@ -5,14 +5,32 @@
  *
  * Outgoing. `migrate` checks the capabilities against the transport and
  * opens it (file, fd, exec) in the command, so those errors are the
- * command's; sockets are connected by the thread. The thread then writes
- * the header and the setup sections, and iterates: while the dirty memory
- * left would take longer than downtime-limit at the bandwidth measured
+ * command's; sockets are connected by the thread. A file: target is
+ * truncated by the thread, not the command (freeing an old file can take
+ * minutes). The thread then writes the header and the setup sections, and
+ * iterates: while what the switchover would still have to do -- the dirty
+ * memory left plus, for a file, what still sits unwritten in the page
+ * cache -- would take longer than downtime-limit at the bandwidth measured
  * over the last ~100 ms window, it sends more (rate limited by
  * max-bandwidth). Then it stops the VM under the BQL (switchover), writes
  * the END and device sections, and drops the BQL before flushing and
  * closing the channel, so the fsync of a file never holds up the monitor.
- * A failed or cancelled migration resumes the guest if it was running.
+ * The downtime reported runs from the stop to the end of that fsync and
+ * of the channels' cleanup: the time the guest really was stopped before
+ * its state was safe. A failed or cancelled migration resumes the guest if
+ * it was running.
+ *
+ * Writeback pacing (file targets). Buffered writes land in the page cache
+ * at memory speed; left alone, gigabytes of them wait for the final fsync
+ * and the guest stays stopped for seconds. So while the migration is
+ * active the thread starts writeback after every quantum of bytes
+ * (sync_file_range WRITE) and first waits for the previous quantum's
+ * writeback (WAIT_BEFORE). The sender then moves at the disk's pace, the
+ * measured bandwidth is the disk's, at most two quanta are ever unwritten,
+ * and those count in the switchover estimate. At the end of each pass and
+ * just before switching over, still running, the thread writes them all
+ * back and times an fdatasync: the final fsync's fixed cost (journal
+ * commit, disk cache flush), which the estimate adds too.
  *
  * Incoming. The transport is opened (or a listener set up) by -incoming or
  * migrate-incoming; the stream is loaded in a thread of its own so the
@@ -30,6 +48,7 @@
 #include "qapi/qapi-events.h"
 #include "migration/misc.h"
 #include "migration/channel.h"
+#include "migration/file.h"
 #include "migration/free-space.h" /* rel */
 #include "migration/global-state.h"
 #include "migration/migration-stats.h"
@@ -44,6 +63,17 @@
 
 /* How often bandwidth, threshold and expected downtime are recomputed. */
 #define MIGRATION_WINDOW_US (100 * 1000)
+
+/*
+ * Writeback pacing: a quantum is a quarter of what fits in downtime-limit
+ * at the measured bandwidth (at most two are unwritten, so half the
+ * downtime stays for the dirty memory), within these bounds.
+ */
+#define WRITEBACK_QUANTUM_MIN     (4 * MiB)
+#define WRITEBACK_QUANTUM_MAX     (256 * MiB)
+#define WRITEBACK_QUANTUM_INITIAL (16 * MiB)
+/* Device state, section framing, vmdesc: what the stop adds besides RAM. */
+#define SWITCHOVER_EXTRA_BYTES (256 * 1024)
 
 #define ERR_MIGRATION_ACTIVE "There's a migration process in progress"
 #define ERR_STREAM_WRITE     "Writing the migration stream"
@@ -156,13 +186,25 @@ static void migration_window_start(MigrationState *s, int64_t now)
     s->window_start_pages = migration_pages_sent();
 }
 
+typedef struct MigrationWriteback {
+    int fd;                 /* the target file (s->ioc's descriptor), or -1 */
+    uint64_t kicked_bytes;  /* transferred when writeback was last started */
+    uint64_t durable_bytes; /* transferred known to be written back */
+    int64_t flush_us;       /* fdatasync: the last, or half the one before */
+    double bytes_per_us;    /* the last window's bandwidth */
+} MigrationWriteback;
+
+/* The running outgoing migration's; the migration thread's only. */
+static MigrationWriteback writeback = {.fd = -1};
+
 /*
- * Once per window: the bandwidth actually achieved (rate-limit sleeps
- * included, so it never exceeds max-bandwidth), and from it how much
- * dirty memory fits in downtime-limit, and how long the switchover would
- * take now.
+ * Once per window: the bandwidth actually achieved (rate-limit sleeps and
+ * writeback waits included, so it never exceeds max-bandwidth nor the
+ * disk's pace), and from it how many bytes the switchover may write
+ * within downtime-limit, and how long it would take now (cost: the bytes
+ * migration_switchover_bytes() counts).
  */
-static void migration_update_counters(MigrationState *s, uint64_t pending)
+static void migration_update_counters(MigrationState *s, uint64_t cost)
 {
     int64_t now = now_us();
     int64_t elapsed_us = now - s->window_start_us;
@@ -176,16 +218,160 @@ static void migration_update_counters(MigrationState *s, uint64_t pending)
     pages = migration_pages_sent() - s->window_start_pages;
     bytes_per_us = (double)bytes / elapsed_us;
     s->threshold_bytes = bytes_per_us * migrate_downtime_limit() * 1000;
+    writeback.bytes_per_us = bytes_per_us;
 
     qemu_mutex_lock(&s->lock);
     s->mbps = bytes_per_us * 8; /* bits per microsecond = Mbit/s */
     s->pages_per_second = pages * G_USEC_PER_SEC / elapsed_us;
     if (bytes_per_us > 0) {
-        s->expected_downtime_ms = pending / bytes_per_us / 1000;
+        s->expected_downtime_ms = cost / bytes_per_us / 1000;
     }
     qemu_mutex_unlock(&s->lock);
 
     migration_window_start(s, now);
+}
+
+/* ------------------------------------------------------------------ */
+/* Outgoing: writeback pacing for file targets                         */
+/* ------------------------------------------------------------------ */
+
+/* Paces only a regular file: pipes and sockets have no page cache. */
+static void migration_writeback_start(MigrationState *s)
+{
+    uint64_t now = stat64_get(&mig_stats.transferred);
+    struct stat st;
+    int fd = -1;
+
+    qemu_mutex_lock(&s->lock);
+    if (s->ioc) {
+        fd = qio_channel_get_fd(s->ioc, G_IO_OUT);
+    }
+    qemu_mutex_unlock(&s->lock);
+    writeback.fd = -1;
+    writeback.kicked_bytes = now;
+    writeback.durable_bytes = now;
+    writeback.flush_us = 0;
+    writeback.bytes_per_us = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        writeback.fd = fd;
+    }
+}
+
+/*
+ * sync_file_range() on the whole file: it acts on the file's page cache,
+ * so it covers what the multifd channels wrote through descriptors of
+ * their own. An error must fail the migration: the kernel reports a
+ * writeback error once per open file, so the final fsync might not see
+ * it again. A file system that cannot do it is just not paced.
+ */
+static int migration_writeback_sync(unsigned flags, GError **errp)
+{
+    if (RETRY_ON_EINTR(sync_file_range(writeback.fd, 0, 0, flags)) == 0) {
+        return 0;
+    }
+    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS) {
+        writeback.fd = -1;
+        return 0;
+    }
+    error_setg_errno(errp, errno, "Writing back the migration file");
+    return -1;
+}
+
+/* What the switchover would still have to write back from the cache. */
+static uint64_t migration_writeback_pending(void)
+{
+    if (writeback.fd < 0) {
+        return 0;
+    }
+    return stat64_get(&mig_stats.transferred) - writeback.durable_bytes;
+}
+
+/*
+ * After each step of the iterative phase. Bytes counted as transferred
+ * are in the page cache (a multifd channel counts them once its write
+ * returned), so once the writeback started at the previous kick is over,
+ * everything counted at that kick is on disk.
+ */
+static bool migration_writeback_pace(MigrationState *s, GError **errp)
+{
+    uint64_t now, quantum;
+
+    if (writeback.fd < 0) {
+        return true;
+    }
+    now = stat64_get(&mig_stats.transferred);
+    quantum = s->threshold_bytes
+                  ? CLAMP(s->threshold_bytes / 4, WRITEBACK_QUANTUM_MIN,
+                          WRITEBACK_QUANTUM_MAX)
+                  : WRITEBACK_QUANTUM_INITIAL;
+    if (now - writeback.kicked_bytes < quantum) {
+        return true;
+    }
+    if (migration_writeback_sync(SYNC_FILE_RANGE_WAIT_BEFORE, errp) < 0) {
+        return false;
+    }
+    writeback.durable_bytes = writeback.kicked_bytes;
+    if (writeback.fd >= 0 &&
+        migration_writeback_sync(SYNC_FILE_RANGE_WRITE, errp) < 0) {
+        return false;
+    }
+    writeback.kicked_bytes = now;
+    return true;
+}
+
+/* Just before the stop, the guest still running: write everything back. */
+static bool migration_writeback_drain(GError **errp)
+{
+    uint64_t now = stat64_get(&mig_stats.transferred);
+    int64_t start;
+
+    if (writeback.fd < 0) {
+        return true;
+    }
+    /*
+     * The data first, then fdatasync: it also commits the allocations the
+     * writeback made and flushes the disk's cache, which the final fsync
+     * would otherwise do with the guest stopped. How long that second step
+     * took, with no data left to write, is the best guess of the final
+     * fsync's fixed cost.
+     */
+    if (migration_writeback_sync(SYNC_FILE_RANGE_WRITE_AND_WAIT, errp) < 0) {
+        return false;
+    }
+    if (writeback.fd < 0) {
+        return true; /* sync_file_range unsupported: not paced any more */
+    }
+    start = now_us();
+    if (RETRY_ON_EINTR(fdatasync(writeback.fd)) < 0) {
+        error_setg_errno(errp, errno, "Writing back the migration file");
+        return false;
+    }
+    /* A busy disk's flushes vary a lot: an old long one fades slowly. */
+    writeback.flush_us = MAX(now_us() - start, writeback.flush_us / 2);
+    writeback.kicked_bytes = now;
+    writeback.durable_bytes = now;
+    return true;
+}
+
+/*
+ * What a switchover would cost now, in bytes at the measured bandwidth:
+ * the dirty RAM, what is still to be written back, device state, for
+ * mapped-ram the bitmaps, and for a file the final fsync's fixed cost (a
+ * journal commit and the disk's cache flush: the last fdatasync's time,
+ * which can be hundreds of ms on a busy disk whatever it writes).
+ */
+static uint64_t migration_switchover_bytes(uint64_t pending)
+{
+    uint64_t bytes = pending + migration_writeback_pending();
+
+    bytes += SWITCHOVER_EXTRA_BYTES;
+    if (migrate_mapped_ram()) {
+        bytes += ram_bytes_total() / TARGET_PAGE_SIZE / 8;
+    }
+    if (writeback.fd >= 0) {
+        bytes += writeback.flush_us * writeback.bytes_per_us;
+    }
+    return bytes;
 }
 
 /* The thread's channel error as a GError (what, plus the latched one). */
@@ -259,21 +445,38 @@ static bool migration_iterate(MigrationState *s, QEMUFile *f, GError **errp)
     qemu_file_set_rate_limit(f, bandwidth);
     migration_window_start(s, now_us());
     s->threshold_bytes = 0;
+    migration_writeback_start(s);
 
     while (migrate_get_state(&s->state) == MIGRATION_STATUS_ACTIVE) {
         uint64_t pending = qemu_savevm_state_pending(false);
+        uint64_t cost = migration_switchover_bytes(pending);
         int ret;
 
-        if (pending <= s->threshold_bytes && !fresh) {
+        /* Nothing dirty: another pass cannot make the stop any shorter. */
+        if ((cost <= s->threshold_bytes || !pending) && !fresh) {
             pending = qemu_savevm_state_pending(true);
+            cost = migration_switchover_bytes(pending);
             syncs = stat64_get(&mig_stats.dirty_sync_count);
             migration_report_passes(s);
             fresh = true;
         }
-        if (pending <= s->threshold_bytes && fresh) {
-            return true;
+        if ((cost <= s->threshold_bytes || !pending) && fresh) {
+            if (!migration_writeback_pending()) {
+                return true;
+            }
+            /*
+             * Write back the cache while the guest runs, then decide
+             * again on a fresh dirty figure: the stop only has to pay
+             * for what is dirtied meanwhile.
+             */
+            if (!migration_writeback_drain(errp)) {
+                return false;
+            }
+            /* A stopped guest dirtied nothing: the figure is still fresh. */
+            fresh = !runstate_is_running();
+            continue;
         }
-        migration_update_counters(s, pending);
+        migration_update_counters(s, cost);
 
         /* max-bandwidth may be changed while we run. */
         if (migrate_max_bandwidth() != bandwidth) {
@@ -292,6 +495,14 @@ static bool migration_iterate(MigrationState *s, QEMUFile *f, GError **errp)
             return false;
         }
         fresh = stat64_get(&mig_stats.dirty_sync_count) != syncs;
+        /*
+         * Once per pass a full fdatasync, so the fsync cost in the
+         * estimate is a recent measurement; otherwise the pacing step.
+         */
+        if (!(fresh ? migration_writeback_drain(errp)
+                    : migration_writeback_pace(s, errp))) {
+            return false;
+        }
         syncs = stat64_get(&mig_stats.dirty_sync_count);
         migration_report_passes(s);
     }
@@ -405,6 +616,12 @@ static gpointer migration_thread(gpointer opaque)
     QEMUFile *f;
     int ret;
 
+    /* file: truncates here, off the monitor (it may take minutes). */
+    if (migrate_get_state(&s->state) == MIGRATION_STATUS_CANCELLING) {
+        file_outgoing_abandon(NULL); /* cancelled first: leave the file */
+    } else if (!file_outgoing_truncate(s->ioc, &err)) {
+        goto out;
+    }
     if (s->connect_addr && !migration_connect(s, &err)) {
         goto out;
     }
@@ -515,6 +732,7 @@ void qmp_migrate(const char *uri, MigrationChannelList *channels,
     }
     /* rel: a save into a file that cannot fit is refused up front */
     if (ioc && !migration_check_free_space(ioc, errp)) {
+        file_outgoing_abandon(ioc); /* an existing file stays as it was */
         qio_channel_unref(ioc);
         return;
     }
@@ -709,6 +927,14 @@ static gpointer incoming_thread(gpointer opaque)
     if (ret == 0) {
         ret = qemu_loadvm_state(f, &err);
     }
+    /*
+     * mfd: a load that failed before its RAM section was set up (header,
+     * configuration, or a channel's error shutting the main stream down
+     * early) never reached ram.c's cleanup: stop and close the multifd
+     * channels and their listener here, so the source sees them close
+     * rather than writing into sockets nobody reads. A no-op when done.
+     */
+    multifd_recv_cleanup();
     qemu_fclose(f);
 
     qemu_mutex_lock(&mis->lock);

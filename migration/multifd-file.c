@@ -7,19 +7,27 @@
  *
  * Out: a channel opens the migration's path again (qemu_open, so an fdset
  * path works; O_WRONLY without O_TRUNC: the main channel created the file
- * and owns its size), drops zero pages (clearing their file-bitmap bits),
- * writes each contiguous run of the others with one pwritev at
- * pages_offset + offset, and sets their bits. The bitmap words are shared
- * with the other channels, hence atomic bit operations. mapped-ram.c lays
- * out the blocks and writes the bitmaps at completion.
+ * and owns its size). A batch spans up to 2 MiB of one block
+ * (MULTIFD_FILE_BATCH_MAX_PAGES); the channel finds its zero pages
+ * (clearing their file-bitmap bits), joins the pages with content into
+ * runs, going on across gaps of at most mapped_ram_join_gap_pages() zero
+ * pages of the batch (written from guest RAM, their bits stay clear), and
+ * writes each run with one pwritev at pages_offset + offset, then sets the
+ * bits of the pages with content. The bitmap words are shared with the
+ * other channels, hence atomic bit operations. mapped-ram.c lays out the
+ * blocks and writes the bitmaps at completion.
  *
  * In: mapped-ram.c's loader parses headers and bitmaps on the main thread
- * and hands every run (at most 1 MiB) to multifd_file_read(), which queues
- * it for an idle channel; the channel preadv()s it into guest RAM.
+ * and hands every extent (at most 4 MiB of runs of set bits joined across
+ * small gaps) to multifd_file_read(), which prefaults its guest RAM and
+ * queues it; MULTIFD_FILE_READERS_PER_CHANNEL reader threads per channel
+ * take jobs from that queue, preadv() each into guest RAM and zero the
+ * clear-bit pages it covered.
  */
 #include "qemu/osdep.h"
 
 #include "io/channel-file.h"
+#include "io/pio-queue.h"
 #include "migration/mapped-ram.h"
 #include "migration/multifd.h"
 #include "migration/options.h"
@@ -131,58 +139,150 @@ int multifd_file_recv_check(GError **errp)
 
 /* --- send --- */
 
+/*
+ * direct-io: writes of one batch in flight at once per channel
+ * (io/pio-queue.c), or MINIVM_MULTIFD_FILE_QUEUE_DEPTH (1: one synchronous
+ * pwrite at a time, the fallback; a benchmarking knob). An O_DIRECT write
+ * waits for the device, so depth is what keeps the disk busy. A buffered
+ * write is a copy into the page cache that never waits for the device
+ * (the fsync at close does), so buffered channels write synchronously:
+ * io_uring would only hand each copy to a kernel worker (measured in
+ * docs/devel/benchmarks.md).
+ */
+#define FILE_QUEUE_DEPTH_DEFAULT 32
+
+static unsigned file_queue_depth(void)
+{
+    const char *env = g_getenv("MINIVM_MULTIFD_FILE_QUEUE_DEPTH");
+    guint64 value;
+
+    if (env && g_ascii_string_to_unsigned(env, 10, 1, QIO_PIO_QUEUE_MAX_DEPTH,
+                                          &value, NULL)) {
+        return value;
+    }
+    return FILE_QUEUE_DEPTH_DEFAULT;
+}
+
+/* Buffered channels: bytes since the last writeback kick (per thread). */
+static __thread uint64_t file_writeback_pending;
+
 static int file_open(MultiFDSendChannel *c, QIOChannel **ioc, GError **errp)
 {
+    unsigned depth = direct_io_flag() ? file_queue_depth() : 1;
+
     *ioc = file_channel_open(multifd_send_file_path(), O_WRONLY, c->id, errp);
-    return *ioc ? 0 : -1;
+    if (!*ioc) {
+        return -1;
+    }
+    file_writeback_pending = 0;
+    /* io_uring when the kernel has it; synchronous pwrite when not. */
+    c->transport_state = qio_pio_queue_new(
+        *ioc, depth, depth > 1 ? QIO_PIO_ENGINE_AUTO : QIO_PIO_ENGINE_SYNC,
+        errp);
+    if (!c->transport_state) {
+        qio_channel_unref(*ioc);
+        *ioc = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void file_release(MultiFDSendChannel *c)
+{
+    qio_pio_queue_free(c->transport_state);
+    c->transport_state = NULL;
+}
+
+/*
+ * c->iov gets the batch's writes: one piece per run of pages with content,
+ * a run going on across a gap of at most `join` zero pages when all of
+ * them are in this batch (so they were just found zero, and their bits are
+ * cleared). A gap page not in the batch is never written: its slot may
+ * hold a page of an earlier pass that is still valid. Returns the pieces.
+ */
+static size_t file_batch_runs(MultiFDSendChannel *c, RAMBlock *rb,
+                              uint64_t join)
+{
+    uint32_t zi = 0; /* next entry of c->zero */
+    size_t niov = 0;
+
+    for (uint32_t i = 0; i < c->num_normal; i++) {
+        uint64_t offset = c->normal[i];
+        uint8_t *host = rb->host + offset;
+        uint64_t between = 0; /* zero pages of the batch since the last */
+
+        while (zi < c->num_zero && c->zero[zi] < offset) {
+            between++;
+            zi++;
+        }
+        if (niov) {
+            struct iovec *last = &c->iov[niov - 1];
+            uint8_t *last_end = (uint8_t *)last->iov_base + last->iov_len;
+            uint64_t gap = (host - last_end) >> TARGET_PAGE_BITS;
+
+            if (gap == 0 || (gap <= join && gap == between)) {
+                last->iov_len += (gap + 1) << TARGET_PAGE_BITS;
+                continue;
+            }
+        }
+        c->iov[niov].iov_base = host;
+        c->iov[niov].iov_len = TARGET_PAGE_SIZE;
+        niov++;
+    }
+    return niov;
 }
 
 static int file_send_batch(MultiFDSendChannel *c, const MultiFDBatch *b,
                            GError **errp)
 {
     RAMBlock *rb = b->rb;
-    size_t niov = 0;
+    uint64_t written = 0;
+    size_t niov;
 
     multifd_send_classify(c, b);
     for (uint32_t i = 0; i < c->num_zero; i++) {
         /* Whatever an earlier pass left in the slot is never read. */
         clear_bit_atomic(c->zero[i] >> TARGET_PAGE_BITS, rb->file_bmap);
     }
-    /* One piece per run of neighbouring pages: one pwritev each. */
-    for (uint32_t i = 0; i < c->num_normal; i++) {
-        uint8_t *host = rb->host + c->normal[i];
-
-        if (niov &&
-            (uint8_t *)c->iov[niov - 1].iov_base + c->iov[niov - 1].iov_len ==
-                host) {
-            c->iov[niov - 1].iov_len += TARGET_PAGE_SIZE;
-        } else {
-            c->iov[niov].iov_base = host;
-            c->iov[niov].iov_len = TARGET_PAGE_SIZE;
-            niov++;
-        }
-    }
-    /* dio: one check per run, the transfers O_DIRECT will see */
-    for (size_t i = 0; i < niov && direct_io_flag(); i++) {
+    niov = file_batch_runs(c, rb, mapped_ram_join_gap_pages());
+    for (size_t i = 0; i < niov; i++) {
         uint8_t *base = c->iov[i].iov_base;
 
-        if (!dio_transfer_ok(base, c->iov[i].iov_len,
+        /* dio: one check per run, the transfers O_DIRECT will see */
+        if (direct_io_flag() &&
+            !dio_transfer_ok(base, c->iov[i].iov_len,
                              b->pages_offset + (base - rb->host), errp)) {
             return -1;
         }
+        written += c->iov[i].iov_len;
     }
-    if (niov && qio_channel_pwritev_region(c->ioc, c->iov, niov, rb->host,
-                                           b->pages_offset, errp) < 0) {
+    /*
+     * One positioned write per piece, up to the queue's depth in flight;
+     * all of them done before the channel says it is idle, which is what
+     * a sync point waits for.
+     */
+    for (size_t i = 0; i < niov; i++) {
+        uint8_t *base = c->iov[i].iov_base;
+
+        if (qio_pio_queue_pwrite(c->transport_state, base, c->iov[i].iov_len,
+                                 b->pages_offset + (base - rb->host),
+                                 errp) < 0) {
+            qio_pio_queue_drain(c->transport_state, NULL);
+            return -1;
+        }
+    }
+    if (qio_pio_queue_drain(c->transport_state, errp) < 0) {
         return -1;
     }
-    for (size_t i = 0; i < niov; i++) {
-        uint64_t first =
-            ((uint8_t *)c->iov[i].iov_base - rb->host) >> TARGET_PAGE_BITS;
-
-        bitmap_set_atomic(rb->file_bmap, first,
-                          c->iov[i].iov_len >> TARGET_PAGE_BITS);
+    if (!direct_io_flag()) {
+        mapped_ram_writeback_kick(qio_channel_get_fd(c->ioc, G_IO_OUT), written,
+                                  &file_writeback_pending);
     }
-    multifd_send_account(c, (uint64_t)c->num_normal * TARGET_PAGE_SIZE);
+    /* Only pages with content get a bit: a joined zero page stays clear. */
+    for (uint32_t i = 0; i < c->num_normal; i++) {
+        set_bit_atomic(c->normal[i] >> TARGET_PAGE_BITS, rb->file_bmap);
+    }
+    multifd_send_account(c, written);
     return 0;
 }
 
@@ -192,6 +292,7 @@ const MultiFDSendOps multifd_file_send_ops = {
     .send_batch = file_send_batch,
     /* A sync is the migration thread waiting for idle channels. */
     .send_sync = NULL,
+    .release = file_release,
 };
 
 /* --- receive --- */
@@ -204,6 +305,10 @@ int multifd_file_recv_open(MultiFDRecvChannel *c, GError **errp)
     return c->ioc ? 0 : -1;
 }
 
+/*
+ * One reader thread of c: the extent's bytes, then its clear-bit pages
+ * made zero (the read may have brought stale bytes into them).
+ */
 int multifd_file_recv_read(MultiFDRecvChannel *c, const MultiFDReadJob *job,
                            GError **errp)
 {
@@ -220,22 +325,16 @@ int multifd_file_recv_read(MultiFDRecvChannel *c, const MultiFDReadJob *job,
                       job->file_offset);
         return -1;
     }
+    mapped_ram_zero_holes(job);
     multifd_channel_account(c->stats, job->len, job->len >> TARGET_PAGE_BITS);
     return 0;
 }
 
-/* mapped-ram.c's reader: the run goes to an idle channel. */
-static int multifd_file_read(void *opaque, RAMBlock *rb, uint8_t *host,
-                             size_t len, uint64_t file_offset, GError **errp)
+/* mapped-ram.c's reader: the extent is queued for the channels' readers. */
+static int multifd_file_read(void *opaque, const MappedRamExtent *e,
+                             GError **errp)
 {
-    MultiFDReadJob job = {
-        .rb = rb,
-        .host = host,
-        .len = len,
-        .file_offset = file_offset,
-    };
-
-    return multifd_recv_queue_read(&job, errp);
+    return multifd_recv_queue_read(e, errp);
 }
 
 int multifd_file_load_block(QEMUFile *f, RAMBlock *rb, GError **errp)

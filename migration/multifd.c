@@ -24,7 +24,9 @@
  *
  * Errors: the first failure of any channel fails the migration; the
  * others are shut down so no thread stays blocked. A cancel or a VM
- * shutdown is noticed by every wait within WAIT_SLICE_US.
+ * shutdown is noticed by every wait within WAIT_SLICE_US, and so is, over
+ * sockets, the destination closing the main channel or a channel (see
+ * multifd_send_hung_up).
  */
 #include "qemu/osdep.h"
 #include "qemu/thread.h"
@@ -188,6 +190,8 @@ typedef struct MultiFDSendState {
     int next;        /* where the search for an idle channel starts */
 
     int zero_detection; /* ZERO_PAGE_DETECTION_* */
+    /* Pages per batch: a packet (sockets), or a span of a file. */
+    uint32_t batch_max_pages;
     uint8_t uuid[16];
     char *socket_addr;
     char *file_path;
@@ -239,7 +243,14 @@ void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b)
     for (uint32_t i = 0; i < b->num; i++) {
         uint64_t offset = b->offset[i];
 
-        if (detect && buffer_is_zero(b->rb->host + offset, TARGET_PAGE_SIZE)) {
+        const uint64_t *page = (const uint64_t *)(b->rb->host + offset);
+
+        /*
+         * A page with content nearly always shows it in its first word:
+         * testing that first touches one cache line of the page, where
+         * buffer_is_zero() starts with two (its first and last words).
+         */
+        if (detect && !page[0] && buffer_is_zero(page, TARGET_PAGE_SIZE)) {
             c->zero[c->num_zero++] = offset;
         } else {
             c->normal[c->num_normal++] = offset;
@@ -344,6 +355,73 @@ static bool multifd_send_check(MultiFDSendState *s, GError **errp)
     return true;
 }
 
+/*
+ * Sockets: the destination never writes on the main channel nor on a
+ * multifd channel, so any of them turning readable (EOF), hung up or in
+ * error means the destination closed it: it failed, or went away. A
+ * channel thread blocked writing to a peer that stopped reading without
+ * closing (a destination that failed early and still holds the socket,
+ * or a middlebox) would never see an error of its own, so the waits
+ * below look here. s->lock held, which keeps every c->ioc open;
+ * ms->lock keeps the main one open. Returns the channel's name or NULL.
+ */
+static const char *multifd_send_hung_up(MultiFDSendState *s)
+{
+    MigrationState *ms = migrate_get_current();
+    struct pollfd pfd[256];
+    int n = 0;
+    const char *which = NULL;
+
+    qemu_mutex_lock(&ms->lock);
+    if (ms->ioc) {
+        pfd[n++] = (struct pollfd){qio_channel_get_fd(ms->ioc, G_IO_IN),
+                                   POLLIN | POLLRDHUP, 0};
+    }
+    for (int i = 0; i < s->count && n < (int)G_N_ELEMENTS(pfd); i++) {
+        QIOChannel *ioc = s->channels[i].ioc;
+
+        pfd[n++] = (struct pollfd){ioc ? qio_channel_get_fd(ioc, G_IO_IN) : -1,
+                                   POLLIN | POLLRDHUP, 0};
+    }
+    if (poll(pfd, n, 0) > 0) {
+        for (int i = 0; i < n && !which; i++) {
+            if (pfd[i].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) {
+                which = ms->ioc && i == 0 ? "the main channel"
+                                          : "a multifd channel";
+            }
+        }
+    }
+    qemu_mutex_unlock(&ms->lock);
+    return which;
+}
+
+/*
+ * multifd_send_check for a wait that started at start: once it has lasted
+ * a slice, also ends it when the destination hung up (sockets only).
+ * s->lock held.
+ */
+static bool multifd_send_check_wait(MultiFDSendState *s, int64_t start,
+                                    GError **errp)
+{
+    const char *which;
+
+    if (!multifd_send_check(s, errp)) {
+        return false;
+    }
+    if (!s->socket_addr || g_get_monotonic_time() - start < WAIT_SLICE_US) {
+        return true;
+    }
+    which = multifd_send_hung_up(s);
+    if (which) {
+        error_setg(errp,
+                   "multifd: the destination closed %s while pages were "
+                   "still being sent",
+                   which);
+        return false;
+    }
+    return true;
+}
+
 /* Latches err into the main stream, where migration.c looks for it. */
 static int multifd_send_fail(QEMUFile *f, GError *err)
 {
@@ -359,8 +437,10 @@ static int multifd_send_fail(QEMUFile *f, GError *err)
 static MultiFDSendChannel *multifd_send_idle_channel(MultiFDSendState *s,
                                                      GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
+
     for (;;) {
-        if (!multifd_send_check(s, errp)) {
+        if (!multifd_send_check_wait(s, start, errp)) {
             return NULL;
         }
         for (int i = 0; i < s->count; i++) {
@@ -413,10 +493,12 @@ static int multifd_send_flush_batch(MultiFDSendState *s, QEMUFile *f)
 static bool multifd_send_wait_idle(MultiFDSendState *s, MultiFDSendChannel *c,
                                    GError **errp)
 {
+    int64_t start = g_get_monotonic_time();
+
     for (;;) {
         bool idle = true;
 
-        if (!multifd_send_check(s, errp)) {
+        if (!multifd_send_check_wait(s, start, errp)) {
             return false;
         }
         for (int i = 0; i < s->count; i++) {
@@ -512,6 +594,9 @@ static void multifd_send_cleanup(void)
         if (c->thread) {
             g_thread_join(c->thread);
         }
+        if (s->ops->release) {
+            s->ops->release(c);
+        }
         if (c->ioc) {
             /*
              * A file channel fsyncs here; the main channel's fsync of the
@@ -569,6 +654,7 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
 
     if (migrate_mapped_ram()) {
         s->ops = &multifd_file_send_ops;
+        s->batch_max_pages = MULTIFD_FILE_BATCH_MAX_PAGES;
         s->file_path = multifd_outgoing_file();
         if (!s->file_path) {
             error_setg(errp, "multifd over a file needs a file: URI");
@@ -580,6 +666,7 @@ static int multifd_sink_setup(QEMUFile *f, GError **errp)
         }
     } else {
         s->ops = &multifd_socket_send_ops;
+        s->batch_max_pages = MULTIFD_BATCH_MAX_PAGES;
         /*
          * The destination takes the first connection on its listener for
          * the main one: let the stream's first bytes go before any channel
@@ -735,7 +822,7 @@ static int multifd_sink_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
             zero++;
             continue;
         }
-        if (b->num && (b->rb != rb || b->num == MULTIFD_BATCH_MAX_PAGES)) {
+        if (b->num && (b->rb != rb || b->num == s->batch_max_pages)) {
             multifd_send_rate_limit(s);
             ret = multifd_send_flush_batch(s, f);
             if (ret < 0) {
@@ -810,7 +897,12 @@ typedef struct MultiFDRecvState {
     uint8_t uuid[16];
     bool have_uuid;
     uint64_t flushes; /* MULTIFD_FLUSH records the load thread passed */
-    int next;         /* file: round robin */
+    /* file: the read jobs queued ahead of the readers (a ring). */
+    MultiFDReadJob *queue;
+    unsigned q_head, q_len;
+    unsigned in_flight; /* jobs a reader took and has not finished */
+    QemuCond work_cond; /* file readers wait here for jobs */
+    bool populate;      /* prefault each job's RAM before queueing it */
     GError *error;
     bool quit;
 } MultiFDRecvState;
@@ -827,6 +919,7 @@ static MultiFDRecvState *multifd_recv_state_new(bool file, int expected)
 
     qemu_mutex_init(&st->lock);
     qemu_cond_init(&st->main_cond);
+    qemu_cond_init(&st->work_cond);
     st->file = file;
     st->all = g_ptr_array_new();
     /* Sockets learn the count from the first init message. */
@@ -1018,6 +1111,7 @@ void multifd_recv_set_error(MultiFDRecvChannel *c, GError *err)
     }
     st->error = g_error_copy(err);
     qemu_cond_broadcast(&st->main_cond);
+    qemu_cond_broadcast(&st->work_cond); /* file readers */
     for (guint i = 0; i < st->all->len; i++) {
         MultiFDRecvChannel *other = g_ptr_array_index(st->all, i);
 
@@ -1171,6 +1265,13 @@ int multifd_recv_sync_main(GError **errp)
 
 /* --- file: read jobs --- */
 
+/*
+ * One reader thread of a file channel (a channel has several, sharing its
+ * descriptor, so that several reads are in flight at once): takes the
+ * oldest queued job, reads it, zeroes its holes, and goes on until quit or
+ * a failure (its own or another channel's: queued jobs are then dropped,
+ * the load fails and the guest never runs).
+ */
 static gpointer multifd_file_recv_thread(gpointer opaque)
 {
     MultiFDRecvChannel *c = opaque;
@@ -1182,19 +1283,23 @@ static gpointer multifd_file_recv_thread(gpointer opaque)
         MultiFDReadJob job;
         int ret;
 
-        while (!c->busy && !st->quit) {
-            qemu_cond_wait(&c->cond, &st->lock);
+        while (!st->q_len && !st->quit && !st->error) {
+            qemu_cond_wait(&st->work_cond, &st->lock);
         }
-        if (!c->busy) {
+        if (st->quit || st->error) {
             break;
         }
-        job = c->job;
+        job = st->queue[st->q_head];
+        st->q_head = (st->q_head + 1) % MULTIFD_FILE_QUEUE_LEN;
+        st->q_len--;
+        st->in_flight++;
+        qemu_cond_broadcast(&st->main_cond); /* a free slot */
         qemu_mutex_unlock(&st->lock);
 
         ret = multifd_file_recv_read(c, &job, &err);
 
         qemu_mutex_lock(&st->lock);
-        c->busy = false;
+        st->in_flight--;
         qemu_cond_broadcast(&st->main_cond);
         if (ret < 0) {
             break;
@@ -1207,10 +1312,27 @@ static gpointer multifd_file_recv_thread(gpointer opaque)
     return NULL;
 }
 
+/*
+ * Reader threads per channel: MULTIFD_FILE_READERS_PER_CHANNEL, fewer when
+ * there are many channels (at most MULTIFD_FILE_READERS_MAX in all, at
+ * least one per channel). MINIVM_LOAD_READERS overrides it (tuning).
+ */
+static int multifd_file_readers(int channels)
+{
+    const char *env = g_getenv("MINIVM_LOAD_READERS");
+    int n = env ? atoi(env)
+                : MIN(MULTIFD_FILE_READERS_PER_CHANNEL,
+                      MULTIFD_FILE_READERS_MAX / channels);
+
+    return MAX(1, MIN(n, MULTIFD_FILE_READERS_MAX));
+}
+
 int multifd_recv_file_setup(GError **errp)
 {
     MultiFDRecvState *st;
     int count = migrate_multifd_channels();
+    int readers = multifd_file_readers(count);
+    const char *pop = g_getenv("MINIVM_LOAD_POPULATE");
 
     qemu_mutex_lock(&recv_lock);
     st = recv_state;
@@ -1223,6 +1345,8 @@ int multifd_recv_file_setup(GError **errp)
         return 0;
     }
     st = multifd_recv_state_new(true, count);
+    st->queue = g_new0(MultiFDReadJob, MULTIFD_FILE_QUEUE_LEN);
+    st->populate = !pop || strcmp(pop, "0");
     for (int i = 0; i < count; i++) {
         MultiFDRecvChannel *c = multifd_recv_channel_new(st);
 
@@ -1245,6 +1369,10 @@ int multifd_recv_file_setup(GError **errp)
         MultiFDRecvChannel *c = st->by_id[i];
 
         c->thread = g_thread_new("mig/dst/read", multifd_file_recv_thread, c);
+        for (int r = 1; r < readers; r++) {
+            c->readers[r - 1] =
+                g_thread_new("mig/dst/read", multifd_file_recv_thread, c);
+        }
     }
     return 0;
 }
@@ -1253,23 +1381,25 @@ int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp)
 {
     MultiFDRecvState *st = recv_state;
 
+    /*
+     * Outside the lock, while the readers work on earlier jobs: the page
+     * faults of fresh guest RAM are taken here, not in the readers' reads.
+     */
+    if (st->populate) {
+        ram_block_populate(job->rb, job->host - job->rb->host, job->len);
+    }
     qemu_mutex_lock(&st->lock);
     for (;;) {
         if (!multifd_recv_check(st, errp)) {
             qemu_mutex_unlock(&st->lock);
             return -1;
         }
-        for (int i = 0; i < st->expected; i++) {
-            MultiFDRecvChannel *c = st->by_id[(st->next + i) % st->expected];
-
-            if (!c->busy) {
-                st->next = (c->id + 1) % st->expected;
-                c->job = *job;
-                c->busy = true;
-                qemu_cond_signal(&c->cond);
-                qemu_mutex_unlock(&st->lock);
-                return 0;
-            }
+        if (st->q_len < MULTIFD_FILE_QUEUE_LEN) {
+            st->queue[(st->q_head + st->q_len) % MULTIFD_FILE_QUEUE_LEN] = *job;
+            st->q_len++;
+            qemu_cond_signal(&st->work_cond);
+            qemu_mutex_unlock(&st->lock);
+            return 0;
         }
         qemu_cond_wait_until(&st->main_cond, &st->lock, deadline());
     }
@@ -1284,16 +1414,11 @@ int multifd_recv_wait_reads(GError **errp)
     }
     qemu_mutex_lock(&st->lock);
     for (;;) {
-        bool idle = true;
-
         if (!multifd_recv_check(st, errp)) {
             qemu_mutex_unlock(&st->lock);
             return -1;
         }
-        for (int i = 0; i < st->expected; i++) {
-            idle &= !st->by_id[i]->busy;
-        }
-        if (idle) {
+        if (!st->q_len && !st->in_flight) {
             break;
         }
         qemu_cond_wait_until(&st->main_cond, &st->lock, deadline());
@@ -1309,9 +1434,8 @@ void multifd_recv_cleanup(void)
     qemu_mutex_lock(&recv_lock);
     st = recv_state;
     recv_state = NULL;
-    if (st) {
-        recv_done = true;
-    }
+    /* Also when no channel came yet: one arriving now is closed at once. */
+    recv_done = true;
     qemu_mutex_unlock(&recv_lock);
     /*
      * No more channels: the listener, kept open for them, closes on the
@@ -1335,6 +1459,7 @@ void multifd_recv_cleanup(void)
         }
         qemu_cond_signal(&c->cond);
     }
+    qemu_cond_broadcast(&st->work_cond); /* file readers */
     qemu_mutex_unlock(&st->lock);
 
     for (guint i = 0; i < st->all->len; i++) {
@@ -1342,6 +1467,11 @@ void multifd_recv_cleanup(void)
 
         if (c->thread) {
             g_thread_join(c->thread);
+        }
+        for (int r = 0; r < MULTIFD_FILE_READERS_MAX; r++) {
+            if (c->readers[r]) {
+                g_thread_join(c->readers[r]);
+            }
         }
         if (c->ioc) {
             qio_channel_close(c->ioc, NULL);
@@ -1354,7 +1484,9 @@ void multifd_recv_cleanup(void)
     g_ptr_array_free(st->all, true);
     g_free(st->by_id);
     g_clear_error(&st->error);
+    g_free(st->queue);
     qemu_mutex_destroy(&st->lock);
     qemu_cond_destroy(&st->main_cond);
+    qemu_cond_destroy(&st->work_cond);
     g_free(st);
 }

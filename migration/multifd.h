@@ -4,13 +4,16 @@
  *
  * A page's way out: ram.c's dirty-page walk hands runs of dirty pages to
  * multifd_ram_sink; the migration thread queues them into a batch (up to
- * MULTIFD_BATCH_MAX_PAGES pages of one RAM block) and swaps it with the
+ * MULTIFD_BATCH_MAX_PAGES pages of one RAM block, MULTIFD_FILE_BATCH_MAX_PAGES
+ * over a file) and swaps it with the
  * empty batch of an idle channel; the channel thread tests for zero pages
  * and sends the batch where its transport says:
  * - sockets (multifd-socket.c): a packet on the channel's own connection,
  *   pages maybe compressed (multifd-zlib.c, multifd-zstd.c);
- * - file: with mapped-ram (multifd-file.c): one pwritev per contiguous run
- *   at the pages' fixed slots, through the channel's own descriptor.
+ * - file: with mapped-ram (multifd-file.c): batches of up to 2 MiB, runs
+ *   joined across small zero gaps, each run one positioned write at the
+ *   pages' fixed slots through the channel's own descriptor, several in
+ *   flight (io/pio-queue.c: io_uring, or synchronous pwrite).
  *
  * A page's way in: socket channels receive packets in their own threads
  * and write straight into guest RAM, stopping at every SYNC until the main
@@ -29,6 +32,7 @@
 #include "qemu/thread.h"
 
 #include "io/channel.h"
+#include "migration/mapped-ram.h"
 #include "migration/qemu-file.h"
 #include "migration/ram.h"
 #include "qapi/qapi-types.h"
@@ -38,8 +42,19 @@
 #define MULTIFD_MAGIC   0x11223344U
 #define MULTIFD_VERSION 1
 
-/* Pages per batch: one batch is one packet or one set of pwritevs. */
-#define MULTIFD_BATCH_MAX_PAGES RAM_RUN_MAX_PAGES
+/* Pages per batch over sockets: one batch is one packet (128, section 4). */
+#define MULTIFD_BATCH_MAX_PAGES 128
+/*
+ * Pages per batch for mapped-ram file channels: 2 MiB of guest RAM, so a
+ * batch's runs (joined across small zero gaps, see multifd-file.c) become
+ * few large positioned writes instead of one ~16 KiB write per run.
+ */
+#define MULTIFD_FILE_BATCH_MAX_PAGES 512
+/* What the batch and channel arrays hold: the larger of the two. */
+#define MULTIFD_BATCH_ARRAY_PAGES                                              \
+    (MULTIFD_FILE_BATCH_MAX_PAGES > MULTIFD_BATCH_MAX_PAGES                    \
+         ? MULTIFD_FILE_BATCH_MAX_PAGES                                        \
+         : MULTIFD_BATCH_MAX_PAGES)
 
 /* --- entry points for the rest of migration/ --- */
 
@@ -150,7 +165,7 @@ typedef struct MultiFDBatch {
     RAMBlock *rb;
     uint64_t pages_offset; /* mapped-ram: file offset of the block's page 0 */
     uint32_t num;
-    uint64_t offset[MULTIFD_BATCH_MAX_PAGES]; /* byte offsets, ascending */
+    uint64_t offset[MULTIFD_BATCH_ARRAY_PAGES]; /* byte offsets, ascending */
 } MultiFDBatch;
 
 typedef struct MultiFDSendChannel MultiFDSendChannel;
@@ -165,6 +180,11 @@ typedef struct MultiFDSendOps {
                       GError **errp);
     /* A sync point; NULL when the transport has nothing to send for it. */
     int (*send_sync)(MultiFDSendChannel *c, GError **errp);
+    /*
+     * Optional: frees c->transport_state, after the thread ended and
+     * before c->ioc is closed.
+     */
+    void (*release)(MultiFDSendChannel *c);
 } MultiFDSendOps;
 
 extern const MultiFDSendOps multifd_socket_send_ops;
@@ -190,10 +210,11 @@ struct MultiFDSendChannel {
 
     /* The thread's own, allocated once per migration. */
     uint32_t num_normal, num_zero;
-    uint64_t normal[MULTIFD_BATCH_MAX_PAGES]; /* byte offsets with content */
-    uint64_t zero[MULTIFD_BATCH_MAX_PAGES];   /* byte offsets of zero pages */
-    struct iovec iov[MULTIFD_BATCH_MAX_PAGES + 2];
-    uint8_t *packet; /* socket: header and offsets */
+    uint64_t normal[MULTIFD_BATCH_ARRAY_PAGES]; /* byte offsets with content */
+    uint64_t zero[MULTIFD_BATCH_ARRAY_PAGES];   /* byte offsets of zero pages */
+    struct iovec iov[MULTIFD_BATCH_ARRAY_PAGES + 2];
+    uint8_t *packet;       /* socket: header and offsets */
+    void *transport_state; /* file: the channel's write queue */
     const MultiFDCompressor *comp;
     void *comp_state;
     uint8_t *comp_buf;
@@ -226,13 +247,21 @@ char *multifd_incoming_file(void);
 
 typedef struct MultiFDRecvState MultiFDRecvState;
 
-/* One read job of the file loader: len bytes at file_offset into host. */
-typedef struct MultiFDReadJob {
-    RAMBlock *rb;
-    uint8_t *host;
-    size_t len;
-    uint64_t file_offset;
-} MultiFDReadJob;
+/*
+ * One read job of the file loader: an extent of mapped-ram.c (len bytes at
+ * file_offset into host, then its clear-bit pages zeroed).
+ */
+typedef MappedRamExtent MultiFDReadJob;
+
+/*
+ * File loading: reader threads per channel (sharing its descriptor), so
+ * that several reads are in flight per channel, at most READERS_MAX over
+ * all channels (and one per channel at least); and the depth of the queue
+ * the loader fills ahead of them.
+ */
+#define MULTIFD_FILE_READERS_PER_CHANNEL 4
+#define MULTIFD_FILE_READERS_MAX         16
+#define MULTIFD_FILE_QUEUE_LEN           32
 
 typedef struct MultiFDRecvChannel {
     MultiFDRecvState *state;
@@ -240,8 +269,8 @@ typedef struct MultiFDRecvChannel {
     GThread *thread;
     QIOChannel *ioc;
     QemuCond cond;
-    bool busy; /* file: a job is queued */
-    MultiFDReadJob job;
+    /* file: the reader threads after the first (c->thread). */
+    GThread *readers[MULTIFD_FILE_READERS_MAX];
     uint64_t syncs; /* socket: SYNC packets received */
     bool finished;  /* socket: the peer closed at a packet boundary */
 
@@ -285,7 +314,12 @@ gpointer multifd_socket_recv_thread(gpointer opaque);
 /* Frees what that thread allocated (after it ended). */
 void multifd_socket_recv_free(MultiFDRecvChannel *c);
 
-/* File loading (multifd.c): channels, queueing, waiting. */
+/*
+ * File loading (multifd.c): channels, queueing, waiting. The loader's
+ * thread queues a job (waiting only when MULTIFD_FILE_QUEUE_LEN are already
+ * waiting) after prefaulting its guest RAM, so the readers find it
+ * populated; any idle reader of any channel takes it.
+ */
 int multifd_recv_file_setup(GError **errp);
 int multifd_recv_queue_read(const MultiFDReadJob *job, GError **errp);
 int multifd_recv_wait_reads(GError **errp);

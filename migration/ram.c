@@ -313,7 +313,8 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
             break;
         }
         ret = 0;
-        if ((++runs & 63) == 0 && now_ns() - start > RAM_ITERATE_MAX_NS) {
+        /* A run is up to 2 MiB: look at the clock every few of them. */
+        if ((++runs & 7) == 0 && now_ns() - start > RAM_ITERATE_MAX_NS) {
             break;
         }
     }

@@ -60,7 +60,11 @@ typedef struct RAMPageSink {
     void (*cleanup)(void);
 } RAMPageSink;
 
-/* Largest run of contiguous dirty pages handed to send_pages at once. */
-#define RAM_RUN_MAX_PAGES 128
+/*
+ * Largest run of contiguous dirty pages handed to send_pages at once:
+ * 2 MiB, so the mapped-ram sink's positioned writes can be that large
+ * (multifd batches pages itself; the legacy sink goes page by page).
+ */
+#define RAM_RUN_MAX_PAGES 512
 
 #endif

@@ -8,8 +8,16 @@
  * command, socket callback, timer and main_loop_invoke() callback therefore
  * runs under the BQL without taking it itself, and other threads (migration,
  * vCPU helpers) get the lock whenever the main loop is idle.
+ *
+ * main_loop_invoke() hands work over through a queue of its own, guarded by
+ * a QemuMutex, rather than one g_idle_add() per call: GLib attaches sources
+ * under its internal futex-based lock, which ThreadSanitizer cannot see, so
+ * everything the caller wrote before the hand-off would look racy to TSan
+ * when the callback reads it. The pthread mutex makes the hand-off a real
+ * happens-before edge; one GSource, attached once, drains the queue.
  */
 #include "qemu/osdep.h"
+#include "qemu/thread.h"
 #include "system/main-loop.h"
 #include "system/runstate.h"
 
@@ -17,6 +25,19 @@
 #define MAIN_LOOP_FLUSH_US (200 * 1000)
 
 static GPollFunc real_poll;
+
+typedef struct InvokeItem {
+    GSourceFunc fn;
+    gpointer opaque;
+    struct InvokeItem *next;
+} InvokeItem;
+
+/* The pending main_loop_invoke() calls, oldest first. */
+static QemuMutex invoke_lock;
+static InvokeItem *invoke_head;
+static InvokeItem **invoke_tail = &invoke_head;
+/* The source that drains them; attached on first use, under invoke_lock. */
+static GSource *invoke_source;
 
 static gint poll_without_bql(GPollFD *fds, guint nfds, gint timeout)
 {
@@ -33,6 +54,79 @@ static gint poll_without_bql(GPollFD *fds, guint nfds, gint timeout)
     return ret;
 }
 
+static bool invoke_pending(void)
+{
+    bool pending;
+
+    qemu_mutex_lock(&invoke_lock);
+    pending = invoke_head != NULL;
+    qemu_mutex_unlock(&invoke_lock);
+    return pending;
+}
+
+static gboolean invoke_prepare(GSource *source, gint *timeout)
+{
+    *timeout = -1;
+    return invoke_pending();
+}
+
+static gboolean invoke_check(GSource *source)
+{
+    return invoke_pending();
+}
+
+/*
+ * Runs what was queued when dispatch started, in order, with invoke_lock
+ * dropped (a callback may queue more: that waits for the next iteration).
+ * A callback that returns G_SOURCE_CONTINUE is queued again, as an idle
+ * source would run it again.
+ */
+static gboolean invoke_dispatch(GSource *source, GSourceFunc unused,
+                                gpointer unused_data)
+{
+    InvokeItem *list;
+
+    qemu_mutex_lock(&invoke_lock);
+    list = invoke_head;
+    invoke_head = NULL;
+    invoke_tail = &invoke_head;
+    qemu_mutex_unlock(&invoke_lock);
+
+    while (list) {
+        InvokeItem *item = list;
+
+        list = item->next;
+        if (item->fn(item->opaque) == G_SOURCE_CONTINUE) {
+            item->next = NULL;
+            qemu_mutex_lock(&invoke_lock);
+            *invoke_tail = item;
+            invoke_tail = &item->next;
+            qemu_mutex_unlock(&invoke_lock);
+        } else {
+            g_free(item);
+        }
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs invoke_funcs = {
+    .prepare = invoke_prepare,
+    .check = invoke_check,
+    .dispatch = invoke_dispatch,
+};
+
+/* Called with invoke_lock held. */
+static void invoke_source_attach_locked(void)
+{
+    if (invoke_source) {
+        return;
+    }
+    invoke_source = g_source_new(&invoke_funcs, sizeof(GSource));
+    g_source_set_priority(invoke_source, G_PRIORITY_DEFAULT);
+    g_source_set_name(invoke_source, "main_loop_invoke");
+    g_source_attach(invoke_source, g_main_context_default());
+}
+
 void main_loop_init(void)
 {
     GMainContext *ctx = g_main_context_default();
@@ -40,6 +134,9 @@ void main_loop_init(void)
     if (real_poll) {
         return;
     }
+    qemu_mutex_lock(&invoke_lock);
+    invoke_source_attach_locked();
+    qemu_mutex_unlock(&invoke_lock);
     real_poll = g_main_context_get_poll_func(ctx);
     g_main_context_set_poll_func(ctx, poll_without_bql);
 }
@@ -64,12 +161,22 @@ void main_loop_run(void)
 
 void main_loop_invoke(GSourceFunc fn, gpointer opaque)
 {
+    InvokeItem *item = g_new(InvokeItem, 1);
+
     /*
-     * Always through an idle source: g_main_context_invoke() could run fn
-     * right away on the calling thread when the main loop is between
-     * iterations, without the BQL.
+     * Never run fn here, even on the main thread between iterations: it
+     * must run from the loop, under the BQL, after the caller returns.
      */
-    g_idle_add_full(G_PRIORITY_DEFAULT, fn, opaque, NULL);
+    item->fn = fn;
+    item->opaque = opaque;
+    item->next = NULL;
+    qemu_mutex_lock(&invoke_lock);
+    /* Programs without main_loop_init() (tests, fuzzers) still drain it. */
+    invoke_source_attach_locked();
+    *invoke_tail = item;
+    invoke_tail = &item->next;
+    qemu_mutex_unlock(&invoke_lock);
+    g_main_context_wakeup(g_main_context_default());
 }
 
 void main_loop_wakeup(void)

@@ -62,6 +62,13 @@ RAMBlock *ram_block_by_name(const char *name);
 RAMBlock *ram_block_for_gpa(uint64_t gpa, uint64_t *offset_in_block);
 uint64_t ram_bytes_total(void);
 void ram_blocks_free(void);
+/*
+ * Prefaults [offset, offset + len) of rb writable (MADV_POPULATE_WRITE), so
+ * that whoever writes it next (a restore's O_DIRECT read, say) does not stop
+ * on page faults. Only a hint: false when the kernel cannot do it (the
+ * writer then faults the pages in itself). Any thread.
+ */
+bool ram_block_populate(RAMBlock *rb, uint64_t offset, uint64_t len);
 
 /*
  * The machine's guest-physical layout. pc.ram starts at 0 and may be up to

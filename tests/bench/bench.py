@@ -865,6 +865,9 @@ class Bench:
                  srow['file_alloc_bytes'] / GiB))
             if not live and srow.get('normal_bytes'):
                 self.normal_bytes.setdefault(size, srow['normal_bytes'])
+            if self.args.save_only:
+                self.record(base, {'op': 'restore'}, 'n/a', '--save-only')
+                return
             try:
                 rrow = self.restore(vm, size, mode, path, workload, srow,
                                     image_path)
@@ -1593,6 +1596,9 @@ def parse_args(argv):
     p.add_argument('--report-from', metavar='DIR',
                    help='measure nothing: render the results of an earlier '
                    'run (its results directory) again')
+    p.add_argument('--save-only', action='store_true',
+                   help='measure saves only (no restore, so restored RAM is '
+                   'not verified: for quick iterations on the save path)')
     p.add_argument('--update-docs', action='store_true',
                    help='write the table and chart into '
                    'docs/devel/benchmarks.md')

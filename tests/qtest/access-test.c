@@ -18,7 +18,6 @@
  */
 #include "qemu/osdep.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -26,22 +25,6 @@
 
 /* Small and stopped: these tests are about descriptors, not pages. */
 #define SMALL_ARGS "-m 32M -workload a-b"
-
-static int free_tcp_port(void)
-{
-    struct sockaddr_in addr = {
-        .sin_family = AF_INET,
-        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-    };
-    socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
 
 /* --- descriptor leaks --- */
 
@@ -86,7 +69,7 @@ static QTestState *start_checked_destination(bool mapped_ram, bool multifd,
 
     set_caps(dst, mapped_ram, multifd);
     *fds = rel_open_fds(qtest_pid(dst));
-    rel_migrate_incoming(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     return dst;
 }
 
@@ -96,7 +79,7 @@ static void finish_destination(QTestState *dst, GArray *before,
     g_autoptr(GArray) after = NULL;
     g_autofree char *label = g_strdup_printf("destination of %s", what);
 
-    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
     after = rel_open_fds(qtest_pid(dst));
     rel_assert_same_fds(qtest_pid(dst), before, after, label);
     g_array_unref(before);
@@ -106,7 +89,7 @@ static void finish_destination(QTestState *dst, GArray *before,
 /* One save of src (stopped) through kind, then its destination's load. */
 static void migrate_kind(QTestState *src, MigKind kind)
 {
-    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *file_uri = g_strdup_printf("file:%s", path);
     g_autofree char *uri = NULL;
     g_autofree char *in_uri = NULL;
@@ -162,7 +145,7 @@ static void migrate_kind(QTestState *src, MigKind kind)
     case KIND_TCP:
     case KIND_MULTIFD_TCP:
         dst = qtest_init_incoming("defer", "-S " SMALL_ARGS);
-        uri = g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+        uri = g_strdup_printf("tcp:127.0.0.1:%d", mig_free_tcp_port());
         break;
     default:
         g_assert_not_reached();
@@ -171,11 +154,11 @@ static void migrate_kind(QTestState *src, MigKind kind)
         /* Sockets: the destination listens first. */
         set_caps(dst, mapped_ram, multifd);
         dst_fds = rel_open_fds(qtest_pid(dst));
-        rel_migrate_incoming(dst, uri);
+        migrate_incoming_uri_keep(dst, uri);
     }
 
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
 
     if (kind == KIND_FDSET) {
         qtest_qmp_assert_success(src, "{'execute': 'remove-fd', "
@@ -195,15 +178,15 @@ static void test_no_leaks(void)
 {
     QTestState *src = qtest_init(SMALL_ARGS);
     pid_t pid = qtest_pid(src);
-    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     qtest_wait_serial(src, "AB", 60);
     qtest_qmp_assert_success(src, "{'execute': 'stop'}");
     migrate_set_parameter(src, "multifd-channels", "3");
     /* One save first: anything opened once per process is open now. */
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
 
     for (MigKind k = 0; k < KIND__MAX; k++) {
         g_autoptr(GArray) before = rel_open_fds(pid);
@@ -222,8 +205,8 @@ static void test_no_leaks(void)
         g_autofree char *nobody =
             g_strdup_printf("unix:%s/nobody.sock", qtest_tmpdir(src));
 
-        rel_migrate(src, nobody);
-        migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+        migrate_uri(src, nobody);
+        migrate_wait_status(src, "failed", MIG_TIMEOUT);
         after = rel_open_fds(pid);
         rel_assert_same_fds(pid, before, after, "failed connect");
     }
@@ -234,10 +217,10 @@ static void test_no_leaks(void)
         set_caps(src, true, true);
         qtest_qmp_assert_success(src, "{'execute': 'cont'}");
         migrate_set_parameter(src, "max-bandwidth", "1048576");
-        rel_migrate(src, uri);
-        migrate_wait_status(src, "active", REL_MIG_TIMEOUT);
+        migrate_uri(src, uri);
+        migrate_wait_status(src, "active", MIG_TIMEOUT);
         qtest_qmp_assert_success(src, "{'execute': 'migrate_cancel'}");
-        migrate_wait_status(src, "cancelled", REL_MIG_TIMEOUT);
+        migrate_wait_status(src, "cancelled", MIG_TIMEOUT);
         after = rel_open_fds(pid);
         rel_assert_same_fds(pid, before, after, "cancelled multifd");
     }
@@ -277,9 +260,9 @@ static void test_socket_modes(void)
         "unix:{tmp}/mig.sock",
         "-m 16M -qmp unix:{tmp}/second.sock,server=on,wait=off "
         "-monitor unix:{tmp}/hmp.sock,server=on,wait=off");
-    g_autofree char *second = rel_tmp_path(dst, "second.sock");
-    g_autofree char *hmp = rel_tmp_path(dst, "hmp.sock");
-    g_autofree char *mig = rel_tmp_path(dst, "mig.sock");
+    g_autofree char *second = mig_tmp_path(dst, "second.sock");
+    g_autofree char *hmp = mig_tmp_path(dst, "hmp.sock");
+    g_autofree char *mig = mig_tmp_path(dst, "mig.sock");
 
     umask(old);
     assert_mode_0600(qtest_qmp_socket_path(dst));
@@ -302,7 +285,7 @@ static void test_fdset_paths(void)
 {
     QTestState *s = qtest_init("-m 16M");
     QTestState *dst = qtest_init_incoming("defer", "-m 16M");
-    g_autofree char *real = rel_tmp_path(s, "real.img");
+    g_autofree char *real = mig_tmp_path(s, "real.img");
     g_autofree char *sneaky =
         g_strdup_printf("/dev/fdset/../..%s", real); /* resolves to real */
     g_autofree char *sneaky_msg =

@@ -12,7 +12,6 @@
  */
 #include "qemu/osdep.h"
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -36,32 +35,15 @@ static void cancel(QTestState *s)
     qtest_qmp_assert_success(s, "{'execute': 'migrate_cancel'}");
 }
 
-/* A TCP port nobody listens on right now (the kernel's pick). */
-static int free_tcp_port(void)
-{
-    struct sockaddr_in addr = {
-        .sin_family = AF_INET,
-        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-    };
-    socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 /* After a cancel: a fresh save of the same source completes and loads. */
 static void retry_and_check(QTestState *src, RelMode mode)
 {
-    g_autofree char *path = rel_tmp_path(src, "retry.img");
+    g_autofree char *path = mig_tmp_path(src, "retry.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     migrate_set_parameter(src, "max-bandwidth", "0");
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
     rel_load_and_check(src, uri, mode);
 }
 
@@ -74,7 +56,7 @@ static void retry_and_check(QTestState *src, RelMode mode)
  */
 static char *full_listener(QTestState *s, int *listener, int *filler)
 {
-    g_autofree char *path = rel_tmp_path(s, "full.sock");
+    g_autofree char *path = mig_tmp_path(s, "full.sock");
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
 
     g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
@@ -104,7 +86,7 @@ static void test_cancel_setup(void)
 
     uri = full_listener(src, &listener, &filler);
     migrate_set_capability(src, "events", true);
-    rel_migrate(src, uri);
+    migrate_uri(src, uri);
     expect_event(src, "setup");
     cancel(src);
     expect_event(src, "cancelling");
@@ -128,7 +110,7 @@ static void test_quit_in_setup(void)
 
     uri = full_listener(src, &listener, &filler);
     migrate_set_capability(src, "events", true);
-    rel_migrate(src, uri);
+    migrate_uri(src, uri);
     expect_event(src, "setup");
     qtest_quit(src); /* asserts exit status 0 within its timeout */
     close(filler);
@@ -143,12 +125,12 @@ static void test_cancel_active(gconstpointer opaque)
 {
     RelMode mode = GPOINTER_TO_INT(opaque);
     QTestState *src = rel_start_source(NULL, mode);
-    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     migrate_set_capability(src, "events", true);
     migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
-    rel_migrate(src, uri);
+    migrate_uri(src, uri);
     expect_event(src, "setup");
     expect_event(src, "active");
     cancel(src);
@@ -170,18 +152,18 @@ static void test_cancel_device(gconstpointer opaque)
 {
     RelMode mode = GPOINTER_TO_INT(opaque);
     QTestState *src = rel_start_source("-fault-injection on", mode);
-    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     migrate_set_capability(src, "events", true);
     qtest_qmp_assert_success(src, "{'execute': 'x-debug-inject-fault', "
                                   "'arguments': {'point': 'save-sync', "
                                   "'hold': true}}");
-    rel_migrate(src, uri);
+    migrate_uri(src, uri);
     expect_event(src, "setup");
     expect_event(src, "active");
     expect_event(src, "device");
-    rel_assert_status(src, "finish-migrate");
+    mig_assert_runstate(src, "finish-migrate");
     cancel(src);
     expect_event(src, "cancelling");
     /* The stalled fsync ends; the thread then sees the cancel. */
@@ -238,8 +220,8 @@ static void test_cancel_stuck_peer(gconstpointer opaque)
     }
     migrate_set_capability(dst, "events", true);
     migrate_set_capability(src, "events", true);
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_uri(src, uri);
     expect_event(dst, "setup");
     expect_event(dst, "active");
     g_assert_cmpint(kill(qtest_pid(dst), SIGSTOP), ==, 0);
@@ -262,7 +244,7 @@ static void test_cancel_stuck_peer(gconstpointer opaque)
 static char *socket_uri(QTestState *dst, bool tcp)
 {
     if (tcp) {
-        return g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
+        return g_strdup_printf("tcp:127.0.0.1:%d", mig_free_tcp_port());
     }
     return g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
 }
@@ -283,14 +265,14 @@ static void check_destination_killed(bool tcp, bool multifd)
     }
     migrate_set_capability(dst, "events", true);
     migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_uri(src, uri);
     expect_event(dst, "setup");
     expect_event(dst, "active");
     qtest_kill(dst);
 
-    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
-    g_free(rel_error_desc(src)); /* there is one */
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
+    g_free(migrate_error_desc(src)); /* there is one */
     rel_assert_source_sound(src, true);
 
     dst = rel_start_destination(NULL, MODE_PLAIN);
@@ -300,11 +282,9 @@ static void check_destination_killed(bool tcp, bool multifd)
         migrate_set_capability(dst, "multifd", true);
     }
     migrate_set_parameter(src, "max-bandwidth", "0");
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
-    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
-    rel_assert_same_ram(src, dst);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_and_wait(src, dst, uri);
+    mig_assert_same_ram(src, dst);
     rel_assert_ab_ok(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -336,14 +316,14 @@ static void check_source_killed(bool tcp, bool multifd)
     }
     migrate_set_capability(dst, "events", true);
     migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_uri(src, uri);
     expect_event(dst, "setup");
     expect_event(dst, "active");
     qtest_kill(src);
 
     expect_event(dst, "failed");
-    g_free(rel_error_desc(dst));
+    g_free(migrate_error_desc(dst));
     rel_assert_destination_never_ran(dst);
     qtest_quit(dst);
 }

@@ -287,8 +287,8 @@ static void check_refused(RelMode mode, bool stopped)
     rel_assert_source_sound(src, !stopped);
 
     roomy = g_strdup_printf("file:%s/mig.img", qtest_tmpdir(src));
-    rel_migrate(src, roomy);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, roomy);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
     qtest_quit(src);
 }
 
@@ -335,18 +335,18 @@ static void check_runs_out(RelMode mode)
     src = rel_start_source(NULL, mode);
     uri = g_strdup_printf("file:%s/mig.img", fs->dir);
     if (mode == MODE_PLAIN) {
-        rel_migrate(src, uri);
+        migrate_uri(src, uri);
     } else {
         migrate_set_parameter(src, "max-bandwidth", "8388608");
-        rel_migrate(src, uri);
-        migrate_wait_status(src, "active", REL_MIG_TIMEOUT);
+        migrate_uri(src, uri);
+        migrate_wait_status(src, "active", MIG_TIMEOUT);
         fill_fs(fs->dir, LEFT_FREE);
         migrate_set_parameter(src, "max-bandwidth", "0");
     }
-    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
     rel_assert_error_contains(src, ERR_ENOSPC, NULL);
     {
-        g_autofree char *desc = rel_error_desc(src);
+        g_autofree char *desc = migrate_error_desc(src);
 
         g_test_message("%s: %s", rel_mode_name(mode), desc);
     }
@@ -359,8 +359,8 @@ static void check_runs_out(RelMode mode)
         remove_file(fs->dir, "mig.img");
         retry_uri = g_strdup(uri);
     }
-    rel_migrate(src, retry_uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, retry_uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
     rel_load_and_check(src, retry_uri, mode);
     qtest_quit(src);
 }

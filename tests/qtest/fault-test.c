@@ -32,7 +32,7 @@ static void clear_fault(QTestState *s)
 /* The error in the test log, for whoever reads it (and for the docs). */
 static void log_error_desc(QTestState *s)
 {
-    g_autofree char *desc = rel_error_desc(s);
+    g_autofree char *desc = migrate_error_desc(s);
 
     g_test_message("error-desc: %s", desc);
 }
@@ -106,7 +106,7 @@ static void run_save_case(gconstpointer opaque)
 {
     const SaveCase *c = opaque;
     QTestState *src = rel_start_source(FAULT_ON, c->mode);
-    g_autofree char *path = rel_tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autoptr(GArray) fds_before = NULL;
     g_autoptr(GArray) fds_after = NULL;
@@ -116,8 +116,8 @@ static void run_save_case(gconstpointer opaque)
     }
     inject(src, c->fault);
     fds_before = rel_open_fds(qtest_pid(src));
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
     rel_assert_error_contains(src, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
     log_error_desc(src);
@@ -127,8 +127,8 @@ static void run_save_case(gconstpointer opaque)
     rel_assert_source_sound(src, !c->stopped);
 
     clear_fault(src);
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
     rel_load_and_check(src, uri, c->mode);
     qtest_quit(src);
 }
@@ -248,8 +248,8 @@ static const SavedImage *saved_image(RelMode mode)
 
     src = rel_start_source(NULL, mode);
     qtest_qmp_assert_success(src, "{'execute': 'stop'}");
-    rel_migrate(src, img->uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
+    migrate_uri(src, img->uri);
+    migrate_wait_status(src, "completed", MIG_TIMEOUT);
     img->digests = qtest_ram_digests(src);
     qtest_quit(src);
     return img;
@@ -290,8 +290,8 @@ static void run_load_case(gconstpointer opaque)
 
     inject(dst, c->fault);
     fds_before = rel_open_fds(qtest_pid(dst));
-    rel_migrate_incoming(dst, img->uri);
-    migrate_wait_status(dst, "failed", REL_MIG_TIMEOUT);
+    migrate_incoming_uri_keep(dst, img->uri);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
     rel_assert_error_contains(dst, c->expect[0], c->expect[1], c->expect[2],
                               NULL);
     log_error_desc(dst);
@@ -302,9 +302,9 @@ static void run_load_case(gconstpointer opaque)
     qtest_quit(dst);
 
     dst = rel_start_destination(NULL, c->mode);
-    rel_migrate_incoming(dst, img->uri);
-    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
-    rel_assert_status(dst, "paused");
+    migrate_incoming_uri_keep(dst, img->uri);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    mig_assert_runstate(dst, "paused");
     assert_digests(dst, img->digests);
     rel_assert_ab_ok(dst);
     qtest_quit(dst);
@@ -377,12 +377,12 @@ static void test_save_socket(void)
     g_autofree char *uri =
         g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
 
-    rel_migrate_incoming(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     inject(src, "'point': 'save-main', 'after-bytes': 16777216");
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+    migrate_uri(src, uri);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
     rel_assert_error_contains(src, "injected fault at save-main", NULL);
-    migrate_wait_status(dst, "failed", REL_MIG_TIMEOUT);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
     rel_assert_destination_never_ran(dst);
     qtest_quit(dst);
     rel_assert_source_sound(src, true);
@@ -392,11 +392,9 @@ static void test_save_socket(void)
     dst = rel_start_destination(NULL, MODE_PLAIN);
     g_free(uri);
     uri = g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
-    migrate_wait_status(src, "completed", REL_MIG_TIMEOUT);
-    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
-    rel_assert_same_ram(src, dst);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_and_wait(src, dst, uri);
+    mig_assert_same_ram(src, dst);
     rel_assert_ab_ok(dst);
     qtest_quit(dst);
     qtest_quit(src);
@@ -417,13 +415,13 @@ static void test_load_multifd_socket(void)
     migrate_set_capability(src, "multifd", true);
     migrate_set_capability(dst, "multifd", true);
     inject(dst, "'point': 'load-multifd', 'after-bytes': 8388608");
-    rel_migrate_incoming(dst, uri);
-    rel_migrate(src, uri);
-    migrate_wait_status(dst, "failed", REL_MIG_TIMEOUT);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_uri(src, uri);
+    migrate_wait_status(dst, "failed", MIG_TIMEOUT);
     rel_assert_error_contains(dst, "injected fault at load-multifd",
                               "Input/output error", NULL);
     rel_assert_destination_never_ran(dst);
-    migrate_wait_status(src, "failed", REL_MIG_TIMEOUT);
+    migrate_wait_status(src, "failed", MIG_TIMEOUT);
     rel_assert_source_sound(src, true);
     qtest_quit(dst);
     qtest_quit(src);

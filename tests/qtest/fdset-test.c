@@ -25,13 +25,12 @@
 #include <sys/mman.h>
 #include <sys/statfs.h>
 
-#include "libqtest.h"
+#include "migration-helpers.h"
 #include "qemu/dio.h"
 #include "qemu/fdopen.h"
 
 #define AB_ARGS      "-m 128M -workload a-b"
 #define RAM_SIZE     (128 * MiB)
-#define MIG_TIMEOUT  120
 #define HEADER_SIZE  4096
 #define CLIENT_MAGIC "MinivmSaveImage\n"
 #define NOTE_JSON    "\"note\": \"fdset-test\""
@@ -325,36 +324,8 @@ static void assert_fdset_size(QTestState *s, int64_t set, guint n)
 
 static void set_multifd_file(QTestState *s, int channels, bool dio)
 {
-    g_autofree char *n = g_strdup_printf("%d", channels);
-
-    migrate_set_capability(s, "mapped-ram", true);
-    migrate_set_capability(s, "multifd", true);
-    migrate_set_parameter(s, "multifd-channels", n);
+    mig_set_multifd(s, channels, true);
     migrate_set_parameter(s, "direct-io", dio ? "true" : "false");
-}
-
-static void migrate_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-}
-
-static void migrate_incoming_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s,
-        "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s', "
-        "'exit-on-error': false}}",
-        uri);
-}
-
-static char *error_desc(QTestState *s)
-{
-    g_autoptr(JsonNode) ret =
-        qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
-
-    return g_strdup(json_object_get_string_member_with_default(
-        json_node_get_object(ret), "error-desc", ""));
 }
 
 /* The command fails with desc through QMP, and through HMP as "Error: ". */
@@ -379,7 +350,7 @@ static void expect_migration_fails(QTestState *s, const char *uri,
 
     migrate_uri(s, uri);
     migrate_wait_status(s, "failed", MIG_TIMEOUT);
-    got = error_desc(s);
+    got = migrate_error_desc(s);
     g_assert_cmpstr(got, ==, desc);
 }
 
@@ -387,18 +358,7 @@ static void expect_migration_fails(QTestState *s, const char *uri,
 
 static QTestState *start_source(void)
 {
-    QTestState *src = qtest_init(AB_ARGS);
-
-    qtest_wait_serial(src, "AB", 60);
-    migrate_set_parameter(src, "max-bandwidth", "0");
-    return src;
-}
-
-static void assert_status(QTestState *s, const char *expected)
-{
-    g_autofree char *status = qtest_query_status(s);
-
-    g_assert_cmpstr(status, ==, expected);
+    return mig_start_source(AB_ARGS);
 }
 
 /* A source whose migration failed is still running its guest. */
@@ -407,46 +367,8 @@ static void assert_source_runs(QTestState *src)
     g_autofree char *before = qtest_serial_read(src);
     g_autofree char *want = g_strdup_printf("%sB", before);
 
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     qtest_wait_serial(src, want, 60);
-}
-
-static void assert_same_ram(QTestState *a, QTestState *b)
-{
-    g_autoptr(GHashTable) da = qtest_ram_digests(a);
-    g_autoptr(GHashTable) db = qtest_ram_digests(b);
-    GHashTableIter iter;
-    gpointer name, digest;
-
-    g_assert_cmpuint(g_hash_table_size(da), ==, g_hash_table_size(db));
-    g_hash_table_iter_init(&iter, da);
-    while (g_hash_table_iter_next(&iter, &name, &digest)) {
-        const char *other = g_hash_table_lookup(db, name);
-
-        if (g_strcmp0(digest, other)) {
-            g_error("RAM block %s differs: %s vs %s", (char *)name,
-                    (char *)digest, other);
-        }
-    }
-}
-
-static void assert_ab_ok(QTestState *s)
-{
-    g_autofree char *report = NULL;
-
-    if (!qtest_ab_check(s, RAM_SIZE, &report)) {
-        g_error("a-b check failed: %s", report);
-    }
-}
-
-/* After cont the destination's guest runs on: it prints B's of its own. */
-static void assert_alive(QTestState *dst)
-{
-    g_autofree char *before = qtest_serial_read(dst);
-    g_autofree char *want = g_strdup_printf("%sBB", before);
-
-    qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
-    qtest_wait_serial(dst, want, 60);
 }
 
 /* --- precopy/file/offset/fdset --- */
@@ -485,7 +407,7 @@ static void test_precopy_offset_fdset(void)
     g_assert_cmpint(fd, >, STDERR_FILENO);
     dst_args =
         g_strdup_printf(AB_ARGS " -S -add-fd fd=%d,set=1,opaque=restore", fd);
-    dst = qtest_init_incoming("defer", dst_args);
+    dst = mig_start_destination(dst_args);
     close(fd);
     {
         g_autoptr(JsonNode) ret =
@@ -500,11 +422,11 @@ static void test_precopy_offset_fdset(void)
         g_assert_cmpstr(qtest_json_get_string(member, "opaque"), ==, "restore");
     }
     dst_fds = proc_fds(qtest_pid(dst));
-    migrate_incoming_uri(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_same_ram(src, dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
     remove_fdset(dst, 1);
     assert_no_fdsets(dst);
     assert_no_fd_to(dst, path);
@@ -516,7 +438,8 @@ static void test_precopy_offset_fdset(void)
     }
     assert_same_fds(dst, dst_fds);
     assert_header_intact(path);
-    assert_alive(dst);
+    mig_cont(dst);
+    mig_wait_alive(dst);
 
     qtest_quit(src);
     qtest_quit(dst);
@@ -548,7 +471,7 @@ static void run_multifd_fdset(bool dio)
         return;
     }
     src = start_source();
-    dst = qtest_init_incoming("defer", AB_ARGS " -S");
+    dst = mig_start_destination(AB_ARGS " -S");
     set_multifd_file(src, 4, dio);
     set_multifd_file(dst, 4, dio);
     write_header(path);
@@ -575,11 +498,11 @@ static void run_multifd_fdset(bool dio)
     dst_fds = proc_fds(qtest_pid(dst));
     pass_file(dst, path, O_RDONLY, 1, "plain");
     pass_file(dst, path, dio ? O_RDONLY | O_DIRECT : O_WRONLY, 1, "second");
-    migrate_incoming_uri(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_same_ram(src, dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
     remove_fdset(dst, 1);
     assert_no_fdsets(dst);
     assert_no_fd_to(dst, path);
@@ -589,7 +512,8 @@ static void run_multifd_fdset(bool dio)
         g_assert_cmpfloat(page_cache_share(path), <, 0.10);
     }
     assert_header_intact(path);
-    assert_alive(dst);
+    mig_cont(dst);
+    mig_wait_alive(dst);
 
     qtest_quit(src);
     qtest_quit(dst);
@@ -622,19 +546,20 @@ static void test_multifd_dio(void)
         return;
     }
     src = start_source();
-    dst = qtest_init_incoming("defer", AB_ARGS " -S");
+    dst = mig_start_destination(AB_ARGS " -S");
     set_multifd_file(src, 2, true);
     set_multifd_file(dst, 2, true);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     assert_no_fd_to(src, path);
     g_assert_cmpfloat(page_cache_share(path), <, 0.10);
-    migrate_incoming_uri(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst);
+    mig_assert_same_ram(src, dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
     assert_no_fd_to(dst, path);
-    assert_alive(dst);
+    mig_cont(dst);
+    mig_wait_alive(dst);
 
     qtest_quit(src);
     qtest_quit(dst);
@@ -759,11 +684,11 @@ static void test_refusals_tmpfs(void)
     assert_no_fd_to(src, path);
 
     /* The destination refuses before it loads anything. */
-    dst = qtest_init_incoming("defer", AB_ARGS " -S");
+    dst = mig_start_destination(AB_ARGS " -S");
     set_multifd_file(dst, 2, true);
-    migrate_incoming_uri(dst, uri);
+    migrate_incoming_uri_keep(dst, uri);
     migrate_wait_status(dst, "failed", MIG_TIMEOUT);
-    got = error_desc(dst);
+    got = migrate_error_desc(dst);
     g_assert_cmpstr(got, ==, want);
     assert_no_fd_to(dst, path);
 
@@ -993,14 +918,14 @@ static void test_client_save_restore(void)
     g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_client_header(path, &header);
 
-    dst = qtest_init_incoming("defer", AB_ARGS);
+    dst = mig_start_destination(AB_ARGS);
     dst_fds = proc_fds(qtest_pid(dst));
     g_free(err);
     g_assert_cmpint(run_client(&err, qtest_qmp_socket_path(dst), "restore",
                                dio_opt, NULL, NULL, path),
                     ==, 0);
     /* The source was stopped, so the restored guest waits for cont. */
-    assert_status(dst, "paused");
+    mig_assert_runstate(dst, "paused");
     {
         g_autoptr(GHashTable) dst_digests = qtest_ram_digests(dst);
         GHashTableIter iter;
@@ -1011,12 +936,13 @@ static void test_client_save_restore(void)
             g_assert_cmpstr(digest, ==, g_hash_table_lookup(dst_digests, name));
         }
     }
-    assert_ab_ok(dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
     assert_no_fdsets(dst);
     assert_no_fd_to(dst, path);
     assert_same_fds(dst, dst_fds);
     assert_header_unchanged(path, header);
-    assert_alive(dst);
+    mig_cont(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
     dir_remove(dir);
 }
@@ -1066,7 +992,7 @@ static void test_client_failures(void)
                         ==, 0);
         g_assert_true(WIFEXITED(qtest_wait_exit(src, 30)));
     }
-    dst = qtest_init_incoming("defer", AB_ARGS);
+    dst = mig_start_destination(AB_ARGS);
     g_free(err);
     g_assert_cmpint(run_client(&err, qtest_qmp_socket_path(dst), "restore",
                                NULL, NULL, NULL, path),

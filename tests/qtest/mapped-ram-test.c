@@ -15,7 +15,7 @@
 
 #include <sys/socket.h>
 
-#include "libqtest.h"
+#include "migration-helpers.h"
 
 #define AB_ARGS "-m 128M -workload a-b"
 #define AB_RAM  (128 * MiB)
@@ -28,42 +28,15 @@
  * generous, but far below what one extra copy of RAM would need.
  */
 #define DEVICE_STATE_ALLOWANCE (64 * KiB)
-#define MIG_TIMEOUT            120
 #define ERR_SEEKABLE           "Migration requires seekable transport (e.g. file)"
 
 /* --- helpers --- */
 
-static void stop(QTestState *s)
-{
-    qtest_qmp_assert_success(s, "{'execute': 'stop'}");
-}
-
-static void cont(QTestState *s)
-{
-    qtest_qmp_assert_success(s, "{'execute': 'cont'}");
-}
-
-static void assert_status(QTestState *s, const char *expected)
-{
-    g_autofree char *status = qtest_query_status(s);
-
-    g_assert_cmpstr(status, ==, expected);
-}
-
-static char *tmp_path(QTestState *s, const char *name)
-{
-    return g_build_filename(qtest_tmpdir(s), name, NULL);
-}
-
 /* A running a-b (or other) guest, with mapped-ram on unless plain. */
 static QTestState *start_source(const char *args, bool mapped_ram)
 {
-    QTestState *src = qtest_init(args);
+    QTestState *src = mig_start_source(args);
 
-    if (strstr(args, "a-b")) {
-        qtest_wait_serial(src, "AB", 60);
-    }
-    migrate_set_parameter(src, "max-bandwidth", "0");
     if (mapped_ram) {
         migrate_set_capability(src, "mapped-ram", true);
     }
@@ -75,30 +48,12 @@ static QTestState *start_destination(const char *args, const char *extra,
                                      bool mapped_ram)
 {
     g_autofree char *all = g_strdup_printf("%s %s", args, extra ? extra : "");
-    QTestState *dst = qtest_init_incoming("defer", all);
+    QTestState *dst = mig_start_destination(all);
 
     if (mapped_ram) {
         migrate_set_capability(dst, "mapped-ram", true);
     }
     return dst;
-}
-
-static void migrate_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-}
-
-static void migrate_incoming_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}", uri);
-}
-
-static JsonObject *query_migrate_ram(QTestState *s, JsonNode **holder)
-{
-    *holder = qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
-    return qtest_json_get_object(json_node_get_object(*holder), "ram");
 }
 
 static int64_t migrate_ram_figure(QTestState *s, const char *name)
@@ -111,42 +66,6 @@ static int64_t migrate_ram_figure(QTestState *s, const char *name)
         return 0;
     }
     return qtest_json_get_int(qtest_json_get_object(info, "ram"), name);
-}
-
-static void assert_same_ram(QTestState *a, QTestState *b)
-{
-    g_autoptr(GHashTable) da = qtest_ram_digests(a);
-    g_autoptr(GHashTable) db = qtest_ram_digests(b);
-    GHashTableIter iter;
-    gpointer name, digest;
-
-    g_assert_cmpuint(g_hash_table_size(da), ==, RAM_BLOCKS);
-    g_assert_cmpuint(g_hash_table_size(da), ==, g_hash_table_size(db));
-    g_hash_table_iter_init(&iter, da);
-    while (g_hash_table_iter_next(&iter, &name, &digest)) {
-        const char *other = g_hash_table_lookup(db, name);
-
-        if (g_strcmp0(digest, other)) {
-            g_error("RAM block %s differs: %s vs %s", (char *)name,
-                    (char *)digest, other);
-        }
-    }
-}
-
-/* The guest must be stopped. */
-static void assert_ab_ok(QTestState *s, uint64_t ram_size)
-{
-    g_autofree char *report = NULL;
-
-    if (!qtest_ab_check(s, ram_size, &report)) {
-        g_error("a-b check failed: %s", report);
-    }
-}
-
-/* The destination's a-b guest runs: it prints B's of its own. */
-static void assert_alive(QTestState *dst)
-{
-    qtest_wait_serial(dst, "BB", 60);
 }
 
 static uint64_t file_size(const char *path)
@@ -278,12 +197,12 @@ static void load_and_compare(QTestState *src, const char *uri, const char *args,
 
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
+    mig_assert_runstate(dst, "paused");
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
     if (strstr(args, "a-b")) {
-        assert_ab_ok(dst, ram_size);
-        cont(dst);
-        assert_alive(dst);
+        mig_assert_ab_ok(dst, ram_size);
+        mig_cont(dst);
+        mig_wait_alive(dst);
     }
     qtest_quit(dst);
 }
@@ -293,18 +212,18 @@ static void load_and_compare(QTestState *src, const char *uri, const char *args,
 static void test_mapped_ram_stopped(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autoptr(JsonNode) ret = NULL;
     QTestState *dst;
 
-    stop(src);
-    assert_ab_ok(src, AB_RAM);
+    mig_stop(src);
+    mig_assert_ab_ok(src, AB_RAM);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
-    assert_status(src, "postmigrate");
+    mig_assert_runstate(src, "postmigrate");
     /* Zero pages are counted but not written; normal ones are. */
-    JsonObject *ram = query_migrate_ram(src, &ret);
+    JsonObject *ram = migrate_query_ram(src, &ret);
     g_assert_cmpint(qtest_json_get_int(ram, "normal"), >, 0);
     g_assert_cmpint(qtest_json_get_int(ram, "duplicate"), >, 0);
     g_assert_cmpint(qtest_json_get_int(ram, "total"), ==, RAM_TOTAL(AB_RAM));
@@ -318,11 +237,11 @@ static void test_mapped_ram_stopped(void)
     dst = start_destination(AB_ARGS, NULL, true);
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst, AB_RAM);
-    cont(dst);
-    assert_alive(dst);
+    mig_assert_runstate(dst, "paused");
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
+    mig_assert_ab_ok(dst, AB_RAM);
+    mig_cont(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -335,15 +254,15 @@ static void test_mapped_ram_stopped(void)
 static void test_mapped_ram_stale_backend(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
-    g_autofree char *backing = tmp_path(src, "old-guest-ram");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
+    g_autofree char *backing = mig_tmp_path(src, "old-guest-ram");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree char *args = NULL;
     g_autofree uint8_t *junk = g_malloc(2 * MiB);
     QTestState *dst;
     int fd;
 
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
 
@@ -365,8 +284,8 @@ static void test_mapped_ram_stale_backend(void)
     dst = start_destination(args, "-S", true);
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst, AB_RAM);
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
+    mig_assert_ab_ok(dst, AB_RAM);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -404,7 +323,7 @@ static void wait_passes(QTestState *src, int64_t passes)
 static void test_mapped_ram_live(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     QTestState *dst;
 
@@ -412,17 +331,17 @@ static void test_mapped_ram_live(void)
     migrate_set_parameter(src, "downtime-limit", "0");
     migrate_uri(src, uri);
     wait_passes(src, 4);
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     migrate_set_parameter(src, "downtime-limit", "2000");
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
-    assert_status(src, "postmigrate");
+    mig_assert_runstate(src, "postmigrate");
     /* More was written than the file holds: pages were rewritten in place. */
     g_assert_cmpint(migrate_ram_figure(src, "transferred"), >,
                     RAM_TOTAL(AB_RAM) + RAM_BLOCKS * MiB);
     g_assert_cmpuint(file_size(path), <=,
                      RAM_TOTAL(AB_RAM) + RAM_BLOCKS * MiB +
                          DEVICE_STATE_ALLOWANCE);
-    assert_ab_ok(src, AB_RAM);
+    mig_assert_ab_ok(src, AB_RAM);
     analyzer_check_file(path, 0, src);
     load_and_compare(src, uri, AB_ARGS, AB_RAM);
 
@@ -430,10 +349,10 @@ static void test_mapped_ram_live(void)
     dst = start_destination(AB_ARGS, NULL, true);
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_alive(dst);
-    assert_status(dst, "running");
-    stop(dst);
-    assert_ab_ok(dst, AB_RAM);
+    mig_wait_alive(dst);
+    mig_assert_runstate(dst, "running");
+    mig_stop(dst);
+    mig_assert_ab_ok(dst, AB_RAM);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -473,7 +392,7 @@ static void save_dirtying_guest(QTestState *src, const char *uri,
     int64_t deadline =
         g_get_monotonic_time() + qtest_scale_timeout(90) * G_USEC_PER_SEC;
 
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     wait_guest_writes(src);
     migrate_set_parameter(src, "max-bandwidth", DIRTY_BANDWIDTH);
     /* Never switch over while the guest runs: only at 0 pages pending. */
@@ -485,7 +404,7 @@ static void save_dirtying_guest(QTestState *src, const char *uri,
         g_assert_cmpint(g_get_monotonic_time(), <, deadline);
         g_usleep(50 * 1000);
     }
-    stop(src);
+    mig_stop(src);
     migrate_set_parameter(src, "max-bandwidth", "0");
     migrate_set_parameter(src, "downtime-limit", "300");
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
@@ -494,9 +413,9 @@ static void save_dirtying_guest(QTestState *src, const char *uri,
 static void test_mapped_ram_live_file_size(void)
 {
     QTestState *src = start_source(DIRTY_ARGS, false);
-    g_autofree char *plain = tmp_path(src, "plain.img");
+    g_autofree char *plain = mig_tmp_path(src, "plain.img");
     g_autofree char *plain_uri = g_strdup_printf("file:%s", plain);
-    g_autofree char *mapped = tmp_path(src, "mapped.img");
+    g_autofree char *mapped = mig_tmp_path(src, "mapped.img");
     g_autofree char *mapped_uri = g_strdup_printf("file:%s", mapped);
     uint64_t bound =
         RAM_TOTAL(AB_RAM) + RAM_BLOCKS * MiB + DEVICE_STATE_ALLOWANCE;
@@ -509,7 +428,7 @@ static void test_mapped_ram_live_file_size(void)
     g_assert_cmpuint(plain_size, >, bound);
 
     /* The same guest again, running, with mapped-ram for many passes. */
-    cont(src);
+    mig_cont(src);
     migrate_set_capability(src, "mapped-ram", true);
     save_dirtying_guest(src, mapped_uri, 2 * bound, 8);
     mapped_size = file_size(mapped);
@@ -553,7 +472,7 @@ static uint64_t be64_at(const uint8_t *p)
 static void test_mapped_ram_offset(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s,offset=4096", path);
     g_autofree uint8_t *data = NULL;
     g_autoptr(JsonNode) root = NULL;
@@ -563,7 +482,7 @@ static void test_mapped_ram_offset(void)
 
     memset(header, 'X', sizeof(header));
     g_assert_true(g_file_set_contents(path, header, sizeof(header), NULL));
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
 
@@ -626,13 +545,13 @@ static void test_mapped_ram_fd(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
     QTestState *dst = start_destination(AB_ARGS, NULL, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree uint8_t *data = NULL;
     char header[4096];
     gsize len;
     int fd;
 
-    stop(src);
+    mig_stop(src);
     memset(header, 'X', sizeof(header));
     fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
     g_assert_cmpint(fd, >=, 0);
@@ -653,28 +572,16 @@ static void test_mapped_ram_fd(void)
     close(fd);
     migrate_incoming_uri(dst, "fd:mig");
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst, AB_RAM);
-    cont(dst);
-    assert_alive(dst);
+    mig_assert_runstate(dst, "paused");
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
+    mig_assert_ab_ok(dst, AB_RAM);
+    mig_cont(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
 
 /* --- refusals --- */
-
-/* The command fails with desc on QMP, and with "Error: desc" on HMP. */
-static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
-                        const char *qmp_cmd)
-{
-    g_autofree char *want = g_strdup_printf("Error: %s\r\n", desc);
-    g_autofree char *out = NULL;
-
-    qtest_qmp_expect_error(s, "GenericError", desc, "%s", qmp_cmd);
-    out = qtest_hmp(s, "%s", hmp_line);
-    g_assert_cmpstr(out, ==, want);
-}
 
 /* Drops the name "bad" whether or not the refused command consumed it. */
 static void closefd_quietly(QTestState *s)
@@ -707,8 +614,8 @@ static void expect_fd_refused(QTestState *s, const int fds[2], bool incoming)
 static void test_mapped_ram_refusals_source(void)
 {
     QTestState *s = start_source(AB_ARGS, true);
-    g_autofree char *sock = tmp_path(s, "m.sock");
-    g_autofree char *file = tmp_path(s, "m.img");
+    g_autofree char *sock = mig_tmp_path(s, "m.sock");
+    g_autofree char *file = mig_tmp_path(s, "m.img");
     g_autofree char *qmp = NULL, *hmp = NULL;
     int fds[2];
 
@@ -716,13 +623,13 @@ static void test_mapped_ram_refusals_source(void)
     qmp = g_strdup_printf(
         "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", sock);
     hmp = g_strdup_printf("migrate unix:%s", sock);
-    expect_both(s, ERR_SEEKABLE, hmp, qmp);
-    expect_both(s, ERR_SEEKABLE, "migrate tcp:127.0.0.1:1",
-                "{'execute': 'migrate', 'arguments': "
-                "{'uri': 'tcp:127.0.0.1:1'}}");
-    expect_both(s, ERR_SEEKABLE, "migrate exec:cat > /dev/null",
-                "{'execute': 'migrate', 'arguments': "
-                "{'uri': 'exec:cat > /dev/null'}}");
+    mig_expect_error_both(s, ERR_SEEKABLE, hmp, "%s", qmp);
+    mig_expect_error_both(s, ERR_SEEKABLE, "migrate tcp:127.0.0.1:1",
+                          "{'execute': 'migrate', 'arguments': "
+                          "{'uri': 'tcp:127.0.0.1:1'}}");
+    mig_expect_error_both(s, ERR_SEEKABLE, "migrate exec:cat > /dev/null",
+                          "{'execute': 'migrate', 'arguments': "
+                          "{'uri': 'exec:cat > /dev/null'}}");
     g_assert_cmpint(pipe(fds), ==, 0);
     expect_fd_refused(s, fds, false);
     close(fds[0]);
@@ -733,21 +640,10 @@ static void test_mapped_ram_refusals_source(void)
     close(fds[1]);
 
     /* Compression, whichever of the two is set first. */
-    expect_both(s,
-                "Mapped-ram only available for non-compressed non-TLS "
-                "multifd migration",
-                "migrate_set_parameter multifd-compression zstd",
-                "{'execute': 'migrate-set-parameters', 'arguments': "
-                "{'multifd-compression': 'zstd'}}");
+    mig_expect_compression_refused(s, "zstd");
     migrate_set_capability(s, "mapped-ram", false);
     migrate_set_parameter(s, "multifd-compression", "'zlib'");
-    expect_both(s,
-                "Mapped-ram only available for non-compressed non-TLS "
-                "multifd migration",
-                "migrate_set_capability mapped-ram on",
-                "{'execute': 'migrate-set-capabilities', 'arguments': "
-                "{'capabilities': [{'capability': 'mapped-ram', "
-                "'state': true}]}}");
+    mig_expect_mapped_ram_refused(s, "mapped-ram");
     migrate_set_parameter(s, "multifd-compression", "'none'");
 
     /* multifd over file: needs mapped-ram. */
@@ -757,35 +653,36 @@ static void test_mapped_ram_refusals_source(void)
     qmp = g_strdup_printf(
         "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}", file);
     hmp = g_strdup_printf("migrate file:%s", file);
-    expect_both(s, "Migration requires multi-channel URIs (e.g. tcp)", hmp,
-                qmp);
+    mig_expect_error_both(s, "Migration requires multi-channel URIs (e.g. tcp)",
+                          hmp, "%s", qmp);
     migrate_set_capability(s, "multifd", false);
 
     /* Nothing was written and the guest runs on. */
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
-    assert_status(s, "running");
+    mig_assert_runstate(s, "running");
     qtest_quit(s);
 }
 
 static void test_mapped_ram_refusals_destination(void)
 {
     QTestState *d = start_destination(AB_ARGS, NULL, true);
-    g_autofree char *sock = tmp_path(d, "in.sock");
+    g_autofree char *sock = mig_tmp_path(d, "in.sock");
     g_autofree char *qmp = g_strdup_printf(
         "{'execute': 'migrate-incoming', 'arguments': {'uri': 'unix:%s'}}",
         sock);
     g_autofree char *hmp = g_strdup_printf("migrate_incoming unix:%s", sock);
     int fds[2];
 
-    expect_both(d, ERR_SEEKABLE, hmp, qmp);
-    expect_both(d, ERR_SEEKABLE, "migrate_incoming exec:cat /dev/null",
-                "{'execute': 'migrate-incoming', 'arguments': "
-                "{'uri': 'exec:cat /dev/null'}}");
+    mig_expect_error_both(d, ERR_SEEKABLE, hmp, "%s", qmp);
+    mig_expect_error_both(d, ERR_SEEKABLE,
+                          "migrate_incoming exec:cat /dev/null",
+                          "{'execute': 'migrate-incoming', 'arguments': "
+                          "{'uri': 'exec:cat /dev/null'}}");
     g_assert_cmpint(pipe(fds), ==, 0);
     expect_fd_refused(d, fds, true);
     close(fds[0]);
     close(fds[1]);
-    assert_status(d, "inmigrate");
+    mig_assert_runstate(d, "inmigrate");
     qtest_quit(d);
 }
 
@@ -815,24 +712,17 @@ static void expect_load_failure(const char *path, bool mapped_ram,
                              "{'execute': 'migrate-incoming', 'arguments': "
                              "{'uri': 'file:%s', 'exit-on-error': false}}",
                              path);
-    for (int i = 0; i < 6000; i++) {
-        g_autofree char *status = migrate_query_status(dst);
-
-        if (!strcmp(status, "failed")) {
-            break;
-        }
-        g_assert_cmpstr(status, !=, "completed");
-        g_usleep(10 * 1000);
-    }
+    /* Never "completed" on the way (migrate_wait_status fails then). */
+    migrate_wait_status(dst, "failed", 60);
     ret = qtest_qmp_assert_success_ref(dst, "{'execute': 'query-migrate'}");
     info = json_node_get_object(ret);
     g_assert_cmpstr(qtest_json_get_string(info, "status"), ==, "failed");
     g_assert_cmpstr(qtest_json_get_string(info, "error-desc"), ==, want);
-    assert_status(dst, "inmigrate");
+    mig_assert_runstate(dst, "inmigrate");
     qtest_qmp_expect_error(dst, "GenericError",
                            "Guest is waiting for an incoming migration",
                            "{'execute': 'cont'}");
-    assert_status(dst, "inmigrate");
+    mig_assert_runstate(dst, "inmigrate");
     qtest_quit(dst);
 }
 
@@ -869,9 +759,9 @@ static void write_damaged(const char *path, const uint8_t *good, gsize len,
 static void test_mapped_ram_corrupt(void)
 {
     QTestState *src = start_source(ODD_ARGS, true);
-    g_autofree char *good_path = tmp_path(src, "good.img");
-    g_autofree char *bad_path = tmp_path(src, "bad.img");
-    g_autofree char *plain_path = tmp_path(src, "plain.img");
+    g_autofree char *good_path = mig_tmp_path(src, "good.img");
+    g_autofree char *bad_path = mig_tmp_path(src, "bad.img");
+    g_autofree char *plain_path = mig_tmp_path(src, "plain.img");
     g_autofree char *uri = g_strdup_printf("file:%s", good_path);
     g_autofree char *plain_uri = g_strdup_printf("file:%s", plain_path);
     g_autofree uint8_t *good = NULL;
@@ -880,7 +770,7 @@ static void test_mapped_ram_corrupt(void)
     uint64_t h, bitmap, pages, used, spare_word, part_eos;
     gsize len;
 
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     /* The good file loads, with all of pc.ram's odd tail. */
@@ -974,14 +864,14 @@ static void test_mapped_ram_corrupt(void)
 static void test_mapped_ram_corrupt_exits(void)
 {
     QTestState *src = start_source(AB_ARGS, true);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autoptr(JsonNode) root = NULL;
     QTestState *dst;
     uint8_t version[4] = {0, 0, 0, 7};
     int fd, status;
 
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     root = analyzer_json(path, 0);

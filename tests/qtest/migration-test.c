@@ -11,32 +11,14 @@
  */
 #include "qemu/osdep.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "libqtest.h"
+#include "migration-helpers.h"
 
-#define GUEST_ARGS  "-m 128M -workload a-b"
-#define RAM_SIZE    (128 * MiB)
-#define MIG_TIMEOUT 120
+#define GUEST_ARGS "-m 128M -workload a-b"
+#define RAM_SIZE   (128 * MiB)
 
 /* --- helpers --- */
-
-static void stop(QTestState *s)
-{
-    qtest_qmp_assert_success(s, "{'execute': 'stop'}");
-}
-
-static void cont(QTestState *s)
-{
-    qtest_qmp_assert_success(s, "{'execute': 'cont'}");
-}
-
-static void assert_status(QTestState *s, const char *expected)
-{
-    g_autofree char *status = qtest_query_status(s);
-    g_assert_cmpstr(status, ==, expected);
-}
 
 /*
  * A source set to converge even on a slow (sanitizer) build: unlimited
@@ -45,42 +27,16 @@ static void assert_status(QTestState *s, const char *expected)
  */
 static QTestState *start_source(const char *args)
 {
-    QTestState *src = qtest_init(args ? args : GUEST_ARGS);
+    QTestState *src = mig_start_source(args ? args : GUEST_ARGS);
 
-    if (!args) {
-        qtest_wait_serial(src, "AB", 60);
-    }
-    migrate_set_parameter(src, "max-bandwidth", "0");
     migrate_set_parameter(src, "downtime-limit", "5000");
     return src;
-}
-
-static QTestState *start_destination(void)
-{
-    return qtest_init_incoming("defer", GUEST_ARGS);
-}
-
-static void migrate_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-}
-
-static void migrate_incoming_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}", uri);
-}
-
-static JsonNode *query_migrate(QTestState *s)
-{
-    return qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
 }
 
 /* The figures of a completed migration are there and add up. */
 static void assert_completed_info(QTestState *s)
 {
-    g_autoptr(JsonNode) ret = query_migrate(s);
+    g_autoptr(JsonNode) ret = migrate_query(s);
     JsonObject *info = json_node_get_object(ret);
     JsonObject *ram = qtest_json_get_object(info, "ram");
     int64_t normal = qtest_json_get_int(ram, "normal");
@@ -106,41 +62,6 @@ static void assert_completed_info(QTestState *s)
     g_assert_cmpfloat(json_object_get_double_member(ram, "mbps"), >, 0);
 }
 
-static void assert_same_ram(QTestState *a, QTestState *b)
-{
-    g_autoptr(GHashTable) da = qtest_ram_digests(a);
-    g_autoptr(GHashTable) db = qtest_ram_digests(b);
-    GHashTableIter iter;
-    gpointer name, digest;
-
-    g_assert_cmpuint(g_hash_table_size(da), ==, g_hash_table_size(db));
-    g_hash_table_iter_init(&iter, da);
-    while (g_hash_table_iter_next(&iter, &name, &digest)) {
-        const char *other = g_hash_table_lookup(db, name);
-
-        if (g_strcmp0(digest, other)) {
-            g_error("RAM block %s differs: %s vs %s", (char *)name,
-                    (char *)digest, other);
-        }
-    }
-}
-
-/* The guest must be stopped. */
-static void assert_ab_ok(QTestState *s)
-{
-    g_autofree char *report = NULL;
-
-    if (!qtest_ab_check(s, RAM_SIZE, &report)) {
-        g_error("a-b check failed: %s", report);
-    }
-}
-
-/* The destination's guest runs: it prints B's of its own. */
-static void assert_alive(QTestState *dst)
-{
-    qtest_wait_serial(dst, "BB", 60);
-}
-
 /*
  * Load uri into a fresh destination and check it: same RAM as the
  * (stopped) source, a-b pattern whole, run state as the source had it,
@@ -148,26 +69,21 @@ static void assert_alive(QTestState *dst)
  */
 static void load_and_check(QTestState *src, const char *uri, bool src_ran)
 {
-    QTestState *dst = start_destination();
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
 
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
     if (src_ran) {
-        assert_status(dst, "running");
-        stop(dst);
+        mig_assert_runstate(dst, "running");
+        mig_stop(dst);
     } else {
-        assert_status(dst, "paused");
-        assert_same_ram(src, dst);
+        mig_assert_runstate(dst, "paused");
+        mig_assert_same_ram(src, dst);
     }
-    assert_ab_ok(dst);
-    cont(dst);
-    assert_alive(dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
+    mig_cont(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
-}
-
-static char *tmp_path(QTestState *s, const char *name)
-{
-    return g_build_filename(qtest_tmpdir(s), name, NULL);
 }
 
 /* The next event of that name's "status" / "pass" member. */
@@ -188,23 +104,6 @@ static void assert_events(QTestState *s, const char *const *expected)
     }
 }
 
-/* A TCP port nobody listens on right now (the kernel's pick). */
-static int free_tcp_port(void)
-{
-    struct sockaddr_in addr = {
-        .sin_family = AF_INET,
-        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-    };
-    socklen_t len = sizeof(addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
-    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &len), ==, 0);
-    close(fd);
-    return ntohs(addr.sin_port);
-}
-
 /* --- precopy over file: --- */
 
 /* A stopped source: events in order, figures, byte-identical RAM. */
@@ -215,18 +114,18 @@ static void test_precopy_file(void)
     static const char *const dst_events[] = {"setup", "active", "completed",
                                              NULL};
     QTestState *src = start_source(NULL);
-    QTestState *dst = start_destination();
-    g_autofree char *path = tmp_path(src, "mig.img");
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autoptr(JsonNode) channels = NULL;
 
-    stop(src);
+    mig_stop(src);
     migrate_set_capability(src, "events", true);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     assert_events(src, src_events);
     g_assert_nonnull(qtest_qmp_event_take(src, "MIGRATION_PASS"));
-    assert_status(src, "postmigrate");
+    mig_assert_runstate(src, "postmigrate");
     assert_completed_info(src);
     channels = qtest_qmp_assert_success_ref(
         src, "{'execute': 'x-query-multifd-channels'}");
@@ -241,11 +140,11 @@ static void test_precopy_file(void)
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
     assert_events(dst, dst_events);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
-    assert_ab_ok(dst);
-    cont(dst);
-    assert_alive(dst);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_same_ram(src, dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
+    mig_cont(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -254,14 +153,14 @@ static void test_precopy_file(void)
 static void test_precopy_file_live(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
-    assert_status(src, "postmigrate");
+    mig_assert_runstate(src, "postmigrate");
     assert_completed_info(src);
-    assert_ab_ok(src);
+    mig_assert_ab_ok(src, RAM_SIZE);
     load_and_check(src, uri, true);
     qtest_quit(src);
 }
@@ -270,7 +169,7 @@ static void test_precopy_file_live(void)
 static void test_precopy_file_offset(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s,offset=4096", path);
     g_autofree char *data = NULL;
     char header[4096];
@@ -278,7 +177,7 @@ static void test_precopy_file_offset(void)
 
     memset(header, 'X', sizeof(header));
     g_assert_true(g_file_set_contents(path, header, sizeof(header), NULL));
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
 
@@ -296,7 +195,7 @@ static void test_precopy_file_offset(void)
 static void test_precopy_file_offset_bad(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *hmp = NULL;
 
     qtest_qmp_expect_error(
@@ -306,7 +205,7 @@ static void test_precopy_file_offset_bad(void)
     hmp = qtest_hmp(src, "migrate file:%s,offset=0x20M", path);
     g_assert_cmpstr(hmp, ==, "Error: file URI has bad offset 0x20M\r\n");
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     qtest_quit(src);
 }
 
@@ -314,10 +213,10 @@ static void test_precopy_file_offset_bad(void)
 static void test_precopy_file_channels(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s,offset=0x1000", path);
 
-    stop(src);
+    mig_stop(src);
     qtest_qmp_assert_success(
         src,
         "{'execute': 'migrate', 'arguments': {'channels': [{'channel-type': "
@@ -333,15 +232,13 @@ static void test_precopy_file_channels(void)
 
 static void migrate_live_to(QTestState *src, QTestState *dst, const char *uri)
 {
-    migrate_uri(src, uri);
-    migrate_wait_status(src, "completed", MIG_TIMEOUT);
-    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(src, "postmigrate");
-    assert_status(dst, "running");
+    migrate_and_wait(src, dst, uri);
+    mig_assert_runstate(src, "postmigrate");
+    mig_assert_runstate(dst, "running");
     assert_completed_info(src);
-    assert_alive(dst);
-    stop(dst);
-    assert_ab_ok(dst);
+    mig_wait_alive(dst);
+    mig_stop(dst);
+    mig_assert_ab_ok(dst, RAM_SIZE);
 }
 
 static void test_precopy_unix(void)
@@ -358,8 +255,9 @@ static void test_precopy_unix(void)
 
 static void test_precopy_tcp(void)
 {
-    g_autofree char *uri = g_strdup_printf("tcp:127.0.0.1:%d", free_tcp_port());
-    QTestState *dst = start_destination();
+    g_autofree char *uri =
+        g_strdup_printf("tcp:127.0.0.1:%d", mig_free_tcp_port());
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
     QTestState *src = start_source(NULL);
 
     migrate_incoming_uri(dst, uri);
@@ -373,11 +271,11 @@ static void test_precopy_tcp(void)
 static void test_precopy_exec(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *out = g_strdup_printf("exec:cat > %s", path);
     g_autofree char *in = g_strdup_printf("exec:cat %s", path);
 
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, out);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     load_and_check(src, in, false);
@@ -388,11 +286,11 @@ static void test_precopy_exec(void)
 static void test_precopy_fd(void)
 {
     QTestState *src = start_source(NULL);
-    QTestState *dst = start_destination();
-    g_autofree char *path = tmp_path(src, "mig.img");
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     int fd;
 
-    stop(src);
+    mig_stop(src);
     fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
     g_assert_cmpint(fd, >=, 0);
     g_autoptr(JsonObject) r1 = qtest_qmp_fds(
@@ -410,8 +308,8 @@ static void test_precopy_fd(void)
     g_assert_true(json_object_has_member(r2, "return"));
     migrate_incoming_uri(dst, "fd:mig");
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused");
-    assert_same_ram(src, dst);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_same_ram(src, dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -427,7 +325,7 @@ static void test_cancel_then_retry(void)
     static const char *const events[] = {"setup", "active", "cancelling",
                                          "cancelled", NULL};
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree char *hmp = NULL;
 
@@ -443,7 +341,7 @@ static void test_cancel_then_retry(void)
     qtest_qmp_assert_success(src, "{'execute': 'migrate_cancel'}");
     migrate_wait_status(src, "cancelled", MIG_TIMEOUT);
     assert_events(src, events);
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     /* Still alive: two more B's after what it had printed. */
     g_autofree char *before = qtest_serial_read(src);
     g_autofree char *more = g_strconcat(before, "BB", NULL);
@@ -477,11 +375,11 @@ static void test_failed_connect(void)
         }
         g_usleep(10 * 1000);
     }
-    ret = query_migrate(src);
+    ret = migrate_query(src);
     JsonObject *info = json_node_get_object(ret);
     g_assert_cmpstr(qtest_json_get_string(info, "status"), ==, "failed");
     g_assert_cmpstr(qtest_json_get_string(info, "error-desc"), !=, "");
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
     hmp = qtest_hmp(src, "info migrate");
     g_assert_true(g_str_has_prefix(hmp, "Migration status: failed ("));
     qtest_quit(src);
@@ -497,7 +395,7 @@ static void test_failed_peer_gone(void)
     QTestState *src = start_source(NULL);
     g_autofree char *uri =
         g_strdup_printf("unix:%s/mig.sock", qtest_tmpdir(dst));
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *file_uri = g_strdup_printf("file:%s", path);
     g_autoptr(JsonNode) ret = NULL;
 
@@ -513,11 +411,11 @@ static void test_failed_peer_gone(void)
         }
         g_usleep(10 * 1000);
     }
-    ret = query_migrate(src);
+    ret = migrate_query(src);
     JsonObject *info = json_node_get_object(ret);
     g_assert_cmpstr(qtest_json_get_string(info, "status"), ==, "failed");
     g_assert_cmpstr(qtest_json_get_string(info, "error-desc"), !=, "");
-    assert_status(src, "running");
+    mig_assert_runstate(src, "running");
 
     migrate_set_parameter(src, "max-bandwidth", "0");
     migrate_uri(src, file_uri);
@@ -530,7 +428,7 @@ static void test_failed_peer_gone(void)
 static void test_quit_while_active(void)
 {
     QTestState *src = start_source(NULL);
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
 
     migrate_set_parameter(src, "max-bandwidth", "1048576");
@@ -550,7 +448,7 @@ static void test_convergence_dirty(void)
     const char *args = "-m 64M -workload dirty,rate=128M,wss=16M";
     QTestState *src = start_source(args);
     QTestState *dst = qtest_init_incoming("defer", "-S -m 64M -workload dirty");
-    g_autofree char *path = tmp_path(src, "mig.img");
+    g_autofree char *path = mig_tmp_path(src, "mig.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     int64_t passes = 0;
 
@@ -561,7 +459,7 @@ static void test_convergence_dirty(void)
     g_usleep(500 * 1000);
     migrate_uri(src, uri);
     for (int i = 0; i < 6000 && passes < 3; i++) {
-        g_autoptr(JsonNode) ret = query_migrate(src);
+        g_autoptr(JsonNode) ret = migrate_query(src);
         JsonObject *info = json_node_get_object(ret);
 
         const char *status = qtest_json_get_string(info, "status");
@@ -589,33 +487,13 @@ static void test_convergence_dirty(void)
 
     migrate_incoming_uri(dst, uri);
     migrate_wait_status(dst, "completed", MIG_TIMEOUT);
-    assert_status(dst, "paused"); /* -S */
-    assert_same_ram(src, dst);
+    mig_assert_runstate(dst, "paused"); /* -S */
+    mig_assert_same_ram(src, dst);
     qtest_quit(dst);
     qtest_quit(src);
 }
 
 /* --- messages --- */
-
-/* The command fails with desc on QMP, and with "Error: desc" on HMP. */
-static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
-                        const char *qmp_fmt, ...) G_GNUC_PRINTF(4, 5);
-
-static void expect_both(QTestState *s, const char *desc, const char *hmp_line,
-                        const char *qmp_fmt, ...)
-{
-    va_list ap;
-    g_autofree char *cmd = NULL;
-    g_autofree char *out = NULL;
-    g_autofree char *want = g_strdup_printf("Error: %s\r\n", desc);
-
-    va_start(ap, qmp_fmt);
-    cmd = g_strdup_vprintf(qmp_fmt, ap);
-    va_end(ap);
-    qtest_qmp_expect_error(s, "GenericError", desc, "%s", cmd);
-    out = qtest_hmp(s, "%s", hmp_line);
-    g_assert_cmpstr(out, ==, want);
-}
 
 static void set_caps_hmp(QTestState *s, const char *cap, bool on)
 {
@@ -628,8 +506,8 @@ static void set_caps_hmp(QTestState *s, const char *cap, bool on)
 static void test_messages_source(void)
 {
     QTestState *s = start_source(NULL);
-    g_autofree char *file = tmp_path(s, "m.img");
-    g_autofree char *sock = tmp_path(s, "m.sock");
+    g_autofree char *file = mig_tmp_path(s, "m.img");
+    g_autofree char *sock = mig_tmp_path(s, "m.sock");
     g_autofree char *line = NULL;
     g_autofree char *out = NULL;
 
@@ -644,74 +522,44 @@ static void test_messages_source(void)
         "{'channel-type': 'main', 'addr': {'transport': 'file', "
         "'filename': '%s', 'offset': 0}}]}}",
         file, file);
-    expect_both(s, "unknown migration protocol: foo:bar", "migrate foo:bar",
-                "{'execute': 'migrate', 'arguments': {'uri': 'foo:bar'}}");
+    mig_expect_error_both(
+        s, "unknown migration protocol: foo:bar", "migrate foo:bar",
+        "{'execute': 'migrate', 'arguments': {'uri': 'foo:bar'}}");
 
     /* mapped-ram needs a seekable transport. */
     set_caps_hmp(s, "mapped-ram", true);
     line = g_strdup_printf("migrate unix:%s", sock);
-    expect_both(s, "Migration requires seekable transport (e.g. file)", line,
-                "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}",
-                sock);
+    mig_expect_error_both(
+        s, "Migration requires seekable transport (e.g. file)", line,
+        "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}", sock);
     /* ... and refuses compression, whichever is set first. */
-    expect_both(s,
-                "Mapped-ram only available for non-compressed non-TLS "
-                "multifd migration",
-                "migrate_set_parameter multifd-compression zlib",
-                "{'execute': 'migrate-set-parameters', 'arguments': "
-                "{'multifd-compression': 'zlib'}}");
+    mig_expect_compression_refused(s, "zlib");
     set_caps_hmp(s, "mapped-ram", false);
     migrate_set_parameter(s, "multifd-compression", "'zstd'");
-    expect_both(s,
-                "Mapped-ram only available for non-compressed non-TLS "
-                "multifd migration",
-                "migrate_set_capability mapped-ram on",
-                "{'execute': 'migrate-set-capabilities', 'arguments': "
-                "{'capabilities': [{'capability': 'fixed-ram', "
-                "'state': true}]}}");
+    mig_expect_mapped_ram_refused(s, "fixed-ram");
     migrate_set_parameter(s, "multifd-compression", "'none'");
 
     /* multifd: extra channels, and direct-io's extra fds. */
     set_caps_hmp(s, "multifd", true);
-    g_free(line);
-    line = g_strdup_printf("migrate file:%s", file);
-    expect_both(s, "Migration requires multi-channel URIs (e.g. tcp)", line,
-                "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}",
-                file);
-    expect_both(s, "Migration requires multi-channel URIs (e.g. tcp)",
-                "migrate exec:cat > /dev/null",
-                "{'execute': 'migrate', 'arguments': "
-                "{'uri': 'exec:cat > /dev/null'}}");
-    migrate_set_parameter(s, "direct-io", "true");
-    g_free(line);
-    line = g_strdup_printf("migrate unix:%s", sock);
-    expect_both(s,
-                "Migration requires a transport that allows for extra fds "
-                "(e.g. file)",
-                line, "{'execute': 'migrate', 'arguments': {'uri': 'unix:%s'}}",
-                sock);
-    migrate_set_parameter(s, "direct-io", "false");
+    mig_expect_multifd_transport_refusals(s, file, sock);
     /* (multifd over sockets works now: tests/qtest/multifd-test.c, mfd) */
     set_caps_hmp(s, "multifd", false);
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
     /* Parameter ranges. */
-    expect_both(s,
-                "Parameter 'multifd_channels' expects a value between 1 "
-                "and 255",
-                "migrate_set_parameter multifd-channels 0",
-                "{'execute': 'migrate-set-parameters', 'arguments': "
-                "{'multifd-channels': 0}}");
-    expect_both(s,
-                "Parameter 'downtime_limit' expects a value between 0 and "
-                "2000000",
-                "migrate_set_parameter downtime-limit 2000001",
-                "{'execute': 'migrate-set-parameters', 'arguments': "
-                "{'downtime-limit': 2000001}}");
-    expect_both(s, "'-incoming' was not specified on the command line",
-                "migrate_incoming file:/nonexistent",
-                "{'execute': 'migrate-incoming', 'arguments': "
-                "{'uri': 'file:/nonexistent'}}");
+    mig_expect_multifd_channels_refused(s, 0);
+    mig_expect_error_both(
+        s,
+        "Parameter 'downtime_limit' expects a value between 0 and "
+        "2000000",
+        "migrate_set_parameter downtime-limit 2000001",
+        "{'execute': 'migrate-set-parameters', 'arguments': "
+        "{'downtime-limit': 2000001}}");
+    mig_expect_error_both(s,
+                          "'-incoming' was not specified on the command line",
+                          "migrate_incoming file:/nonexistent",
+                          "{'execute': 'migrate-incoming', 'arguments': "
+                          "{'uri': 'file:/nonexistent'}}");
 
     /* A refused setting changed nothing. */
     out = qtest_hmp(s, "info migrate_parameters");
@@ -730,20 +578,21 @@ static void test_messages_source(void)
     line = g_strdup_printf("file:%s", file);
     migrate_uri(s, line);
     migrate_wait_status(s, "active", MIG_TIMEOUT);
-    expect_both(s, "There's a migration process in progress",
-                "migrate_set_capability events on",
-                "{'execute': 'migrate-set-capabilities', 'arguments': "
-                "{'capabilities': [{'capability': 'events', "
-                "'state': true}]}}");
-    expect_both(s, "There's a migration process in progress",
-                "migrate_set_parameter multifd-channels 4",
-                "{'execute': 'migrate-set-parameters', 'arguments': "
-                "{'multifd-channels': 4}}");
+    mig_expect_error_both(
+        s, "There's a migration process in progress",
+        "migrate_set_capability events on",
+        "{'execute': 'migrate-set-capabilities', 'arguments': "
+        "{'capabilities': [{'capability': 'events', "
+        "'state': true}]}}");
+    mig_expect_error_both(s, "There's a migration process in progress",
+                          "migrate_set_parameter multifd-channels 4",
+                          "{'execute': 'migrate-set-parameters', 'arguments': "
+                          "{'multifd-channels': 4}}");
     g_free(line);
     line = g_strdup_printf("migrate file:%s", file);
-    expect_both(s, "There's a migration process in progress", line,
-                "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}",
-                file);
+    mig_expect_error_both(
+        s, "There's a migration process in progress", line,
+        "{'execute': 'migrate', 'arguments': {'uri': 'file:%s'}}", file);
     g_free(out);
     out = qtest_hmp(s, "migrate_cancel");
     g_assert_cmpstr(out, ==, "");
@@ -753,28 +602,30 @@ static void test_messages_source(void)
 
 static void test_messages_destination(void)
 {
-    QTestState *dst = start_destination();
-    g_autofree char *sock = tmp_path(dst, "in.sock");
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
+    g_autofree char *sock = mig_tmp_path(dst, "in.sock");
     g_autofree char *line = g_strdup_printf("migrate_incoming unix:%s", sock);
     g_autofree char *out = NULL;
 
-    expect_both(dst, "Guest is waiting for an incoming migration",
-                "migrate file:/dev/null",
-                "{'execute': 'migrate', 'arguments': "
-                "{'uri': 'file:/dev/null'}}");
+    mig_expect_error_both(dst, "Guest is waiting for an incoming migration",
+                          "migrate file:/dev/null",
+                          "{'execute': 'migrate', 'arguments': "
+                          "{'uri': 'file:/dev/null'}}");
     out = qtest_hmp(dst, "%s", line);
     g_assert_cmpstr(out, ==, "");
-    expect_both(dst, "The incoming migration has already been started", line,
-                "{'execute': 'migrate-incoming', 'arguments': "
-                "{'uri': 'unix:%s'}}",
-                sock);
-    expect_both(dst, "Multifd must be set before incoming starts",
-                "migrate_set_capability multifd on",
-                "{'execute': 'migrate-set-capabilities', 'arguments': "
-                "{'capabilities': [{'capability': 'multifd', "
-                "'state': true}]}}");
-    expect_both(dst, "Guest is waiting for an incoming migration", "cont",
-                "{'execute': 'cont'}");
+    mig_expect_error_both(
+        dst, "The incoming migration has already been started", line,
+        "{'execute': 'migrate-incoming', 'arguments': "
+        "{'uri': 'unix:%s'}}",
+        sock);
+    mig_expect_error_both(
+        dst, "Multifd must be set before incoming starts",
+        "migrate_set_capability multifd on",
+        "{'execute': 'migrate-set-capabilities', 'arguments': "
+        "{'capabilities': [{'capability': 'multifd', "
+        "'state': true}]}}");
+    mig_expect_error_both(dst, "Guest is waiting for an incoming migration",
+                          "cont", "{'execute': 'cont'}");
     qtest_quit(dst);
 }
 
@@ -783,12 +634,12 @@ static void test_messages_destination(void)
 /* A good stream of a stopped guest, to break in various ways. */
 static GBytes *save_stream(QTestState *src)
 {
-    g_autofree char *path = tmp_path(src, "good.img");
+    g_autofree char *path = mig_tmp_path(src, "good.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     char *data;
     gsize len;
 
-    stop(src);
+    mig_stop(src);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", MIG_TIMEOUT);
     g_assert_true(g_file_get_contents(path, &data, &len, NULL));
@@ -801,8 +652,8 @@ static GBytes *save_stream(QTestState *src)
  */
 static void expect_load_failure(const void *bytes, size_t len, const char *desc)
 {
-    QTestState *dst = start_destination();
-    g_autofree char *path = tmp_path(dst, "bad.img");
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
+    g_autofree char *path = mig_tmp_path(dst, "bad.img");
     g_autoptr(JsonNode) ret = NULL;
 
     g_assert_true(g_file_set_contents(path, bytes, len, NULL));
@@ -810,16 +661,9 @@ static void expect_load_failure(const void *bytes, size_t len, const char *desc)
                              "{'execute': 'migrate-incoming', 'arguments': "
                              "{'uri': 'file:%s', 'exit-on-error': false}}",
                              path);
-    for (int i = 0; i < 3000; i++) {
-        g_autofree char *status = migrate_query_status(dst);
-
-        if (!strcmp(status, "failed")) {
-            break;
-        }
-        g_assert_cmpstr(status, !=, "completed");
-        g_usleep(10 * 1000);
-    }
-    ret = query_migrate(dst);
+    /* Never "completed" on the way (migrate_wait_status fails then). */
+    migrate_wait_status(dst, "failed", 30);
+    ret = migrate_query(dst);
     JsonObject *info = json_node_get_object(ret);
     g_assert_cmpstr(qtest_json_get_string(info, "status"), ==, "failed");
     if (desc) {
@@ -827,11 +671,11 @@ static void expect_load_failure(const void *bytes, size_t len, const char *desc)
     } else {
         g_assert_cmpstr(qtest_json_get_string(info, "error-desc"), !=, "");
     }
-    assert_status(dst, "inmigrate");
+    mig_assert_runstate(dst, "inmigrate");
     qtest_qmp_expect_error(dst, "GenericError",
                            "Guest is waiting for an incoming migration",
                            "{'execute': 'cont'}");
-    assert_status(dst, "inmigrate");
+    mig_assert_runstate(dst, "inmigrate");
     qtest_quit(dst);
 }
 
@@ -866,8 +710,8 @@ static void test_bad_streams(void)
 /* With exit-on-error (the default), a failed load ends the process. */
 static void test_bad_stream_exits(void)
 {
-    QTestState *dst = start_destination();
-    g_autofree char *path = tmp_path(dst, "bad.img");
+    QTestState *dst = mig_start_destination(GUEST_ARGS);
+    g_autofree char *path = mig_tmp_path(dst, "bad.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     int status;
 

@@ -40,10 +40,8 @@ QTestState *rel_start_source(const char *extra, RelMode mode)
 {
     g_autofree char *args = g_strdup_printf("-m %uM -workload a-b %s",
                                             rel_ram_mib, extra ? extra : "");
-    QTestState *src = qtest_init(args);
+    QTestState *src = mig_start_source(args);
 
-    qtest_wait_serial(src, "AB", 60);
-    migrate_set_parameter(src, "max-bandwidth", "0");
     migrate_set_parameter(src, "downtime-limit", "5000");
     rel_set_mode(src, mode);
     return src;
@@ -53,38 +51,15 @@ QTestState *rel_start_destination(const char *extra, RelMode mode)
 {
     g_autofree char *args = g_strdup_printf("-S -m %uM -workload a-b %s",
                                             rel_ram_mib, extra ? extra : "");
-    QTestState *dst = qtest_init_incoming("defer", args);
+    QTestState *dst = mig_start_destination(args);
 
     rel_set_mode(dst, mode);
     return dst;
 }
 
-void rel_migrate(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-}
-
-void rel_migrate_incoming(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(s,
-                             "{'execute': 'migrate-incoming', 'arguments': "
-                             "{'uri': '%s', 'exit-on-error': false}}",
-                             uri);
-}
-
-char *rel_error_desc(QTestState *s)
-{
-    g_autoptr(JsonNode) ret =
-        qtest_qmp_assert_success_ref(s, "{'execute': 'query-migrate'}");
-    JsonObject *info = json_node_get_object(ret);
-
-    return g_strdup(qtest_json_get_string(info, "error-desc"));
-}
-
 void rel_assert_error_contains(QTestState *s, ...)
 {
-    g_autofree char *desc = rel_error_desc(s);
+    g_autofree char *desc = migrate_error_desc(s);
     const char *needle;
     va_list ap;
 
@@ -97,60 +72,21 @@ void rel_assert_error_contains(QTestState *s, ...)
     va_end(ap);
 }
 
-void rel_assert_status(QTestState *s, const char *status)
-{
-    g_autofree char *now = qtest_query_status(s);
-
-    g_assert_cmpstr(now, ==, status);
-}
-
 void rel_assert_ab_ok(QTestState *s)
 {
-    g_autofree char *report = NULL;
-
-    if (!qtest_ab_check(s, REL_RAM_SIZE, &report)) {
-        g_error("a-b check failed: %s", report);
-    }
-}
-
-void rel_assert_same_ram(QTestState *a, QTestState *b)
-{
-    g_autoptr(GHashTable) da = qtest_ram_digests(a);
-    g_autoptr(GHashTable) db = qtest_ram_digests(b);
-    GHashTableIter iter;
-    gpointer name, digest;
-
-    g_assert_cmpuint(g_hash_table_size(da), ==, g_hash_table_size(db));
-    g_hash_table_iter_init(&iter, da);
-    while (g_hash_table_iter_next(&iter, &name, &digest)) {
-        const char *other = g_hash_table_lookup(db, name);
-
-        if (g_strcmp0(digest, other)) {
-            g_error("RAM block %s differs: %s vs %s", (char *)name,
-                    (char *)digest, other);
-        }
-    }
-}
-
-/* Two more B's than the serial port shows now: the guest runs. */
-static void assert_alive(QTestState *s)
-{
-    g_autofree char *before = qtest_serial_read(s);
-    g_autofree char *more = g_strconcat(before, "BB", NULL);
-
-    qtest_wait_serial(s, more, 60);
+    mig_assert_ab_ok(s, REL_RAM_SIZE);
 }
 
 void rel_assert_source_sound(QTestState *src, bool was_running)
 {
-    rel_assert_status(src, was_running ? "running" : "paused");
+    mig_assert_runstate(src, was_running ? "running" : "paused");
     if (was_running) {
         qtest_qmp_assert_success(src, "{'execute': 'stop'}");
     }
     rel_assert_ab_ok(src);
     if (was_running) {
         qtest_qmp_assert_success(src, "{'execute': 'cont'}");
-        assert_alive(src);
+        mig_wait_alive(src);
     }
 }
 
@@ -160,7 +96,7 @@ void rel_assert_destination_never_ran(QTestState *dst)
     g_autofree char *serial = NULL;
 
     g_assert_cmpstr(mig, ==, "failed");
-    rel_assert_status(dst, "inmigrate");
+    mig_assert_runstate(dst, "inmigrate");
     qtest_qmp_expect_error(dst, "GenericError",
                            "Guest is waiting for an incoming migration",
                            "{'execute': 'cont'}");
@@ -172,13 +108,13 @@ void rel_load_and_check(QTestState *src, const char *uri, RelMode mode)
 {
     QTestState *dst = rel_start_destination(NULL, mode);
 
-    rel_migrate_incoming(dst, uri);
-    migrate_wait_status(dst, "completed", REL_MIG_TIMEOUT);
-    rel_assert_status(dst, "paused");
-    rel_assert_same_ram(src, dst);
+    migrate_incoming_uri_keep(dst, uri);
+    migrate_wait_status(dst, "completed", MIG_TIMEOUT);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_same_ram(src, dst);
     rel_assert_ab_ok(dst);
     qtest_qmp_assert_success(dst, "{'execute': 'cont'}");
-    assert_alive(dst);
+    mig_wait_alive(dst);
     qtest_quit(dst);
 }
 
@@ -245,9 +181,4 @@ void rel_assert_same_fds(pid_t pid, GArray *before, GArray *after,
     g_string_append(msg, "; after:");
     describe_fds(msg, pid, after);
     g_error("%s", msg->str);
-}
-
-char *rel_tmp_path(QTestState *s, const char *name)
-{
-    return g_build_filename(qtest_tmpdir(s), name, NULL);
 }

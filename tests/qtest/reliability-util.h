@@ -4,15 +4,15 @@
  * with the a-b guest, and the checks every failure must pass — the source
  * still runs with its memory whole, the destination never runs a
  * half-loaded guest, and a retry loads a guest equal to the source's.
+ * The generic migration helpers (migrate_uri, migrate_error_desc,
+ * mig_assert_same_ram, ...) come from migration-helpers.h.
  */
 #ifndef TESTS_QTEST_RELIABILITY_UTIL_H
 #define TESTS_QTEST_RELIABILITY_UTIL_H
 
 #include "qemu/osdep.h"
 
-#include "libqtest.h"
-
-#define REL_MIG_TIMEOUT 120
+#include "migration-helpers.h"
 
 /*
  * The guest every helper starts: "-m <rel_ram_mib>M -workload a-b". 128
@@ -42,17 +42,11 @@ QTestState *rel_start_source(const char *extra, RelMode mode);
 /* A destination with -incoming defer and -S (stays paused after loading). */
 QTestState *rel_start_destination(const char *extra, RelMode mode);
 
-void rel_migrate(QTestState *s, const char *uri);
-/* migrate-incoming with exit-on-error off: a failure keeps it serving QMP. */
-void rel_migrate_incoming(QTestState *s, const char *uri);
-/* query-migrate's error-desc (g_free it); fails the test when absent. */
-char *rel_error_desc(QTestState *s);
 /* Asserts error-desc contains every one of the NULL-terminated needles. */
 void rel_assert_error_contains(QTestState *s, ...) G_GNUC_NULL_TERMINATED;
 
-void rel_assert_status(QTestState *s, const char *status);
+/* The a-b checker over the guest's REL_RAM_SIZE (stopped). */
 void rel_assert_ab_ok(QTestState *s);
-void rel_assert_same_ram(QTestState *a, QTestState *b);
 
 /*
  * After a failed or cancelled save: the source runs (or is paused if
@@ -78,8 +72,5 @@ GArray *rel_open_fds(pid_t pid);
 /* Asserts both lists are equal, naming what differs (readlink). */
 void rel_assert_same_fds(pid_t pid, GArray *before, GArray *after,
                          const char *what);
-
-/* PATH inside s's temporary directory (g_free it). */
-char *rel_tmp_path(QTestState *s, const char *name);
 
 #endif
