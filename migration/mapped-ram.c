@@ -555,63 +555,17 @@ void mapped_ram_zero_holes(const MappedRamExtent *e)
 
 /*
  * The reader without multifd: the main channel (buffered: it never uses
- * O_DIRECT). Reads are synchronous, so the kernel is asked to read ahead
- * of them (POSIX_FADV_WILLNEED, which starts the I/O and returns) and the
- * disk works while this thread copies; what was read is dropped from the
- * page cache again (POSIX_FADV_DONTNEED): a restore reads the file once,
- * and the guest RAM holds its copy.
+ * O_DIRECT), one synchronous read per extent, then the extent's holes.
+ * (Asking the kernel to read ahead with POSIX_FADV_WILLNEED and dropping
+ * what was read with POSIX_FADV_DONTNEED measured slower: 4.63 s against
+ * 2.62 s for a 2 GiB guest, docs/devel/benchmarks.md.)
  */
-#define MAPPED_RAM_READAHEAD (32 * MiB)
-
-typedef struct MappedRamMainReader {
-    QIOChannel *ioc;
-    int fd;             /* for the advice; -1 when the channel has none */
-    uint64_t advised;   /* WILLNEED given up to here */
-    uint64_t drop_from; /* page cache not dropped yet from here */
-} MappedRamMainReader;
-
-static void mapped_ram_main_advise(MappedRamMainReader *r,
-                                   const MappedRamExtent *e)
-{
-    uint64_t want = e->file_offset + e->len + MAPPED_RAM_READAHEAD;
-    uint64_t from = MAX(r->advised, e->file_offset);
-
-    if (r->fd < 0) {
-        return;
-    }
-    /* In steps of a quarter window, so the advice is not per read. */
-    if (want > from + MAPPED_RAM_READAHEAD / 4 || r->advised < e->file_offset) {
-        posix_fadvise(r->fd, from, want - from, POSIX_FADV_WILLNEED);
-        r->advised = want;
-    }
-}
-
-static void mapped_ram_main_drop(MappedRamMainReader *r,
-                                 const MappedRamExtent *e)
-{
-    uint64_t end = e->file_offset + e->len;
-
-    if (r->fd < 0) {
-        return;
-    }
-    if (r->drop_from > e->file_offset) {
-        r->drop_from = e->file_offset; /* a new block, further back */
-    }
-    if (end - r->drop_from >= MAPPED_RAM_READAHEAD / 4) {
-        posix_fadvise(r->fd, r->drop_from, end - r->drop_from,
-                      POSIX_FADV_DONTNEED);
-        r->drop_from = end;
-    }
-}
-
 static int mapped_ram_read_main(void *opaque, const MappedRamExtent *e,
                                 GError **errp)
 {
-    MappedRamMainReader *r = opaque;
+    QIOChannel *ioc = opaque;
 
-    mapped_ram_main_advise(r, e);
-    if (qio_channel_pread_all(r->ioc, e->host, e->len, e->file_offset, errp) <
-        0) {
+    if (qio_channel_pread_all(ioc, e->host, e->len, e->file_offset, errp) < 0) {
         error_prepend(errp,
                       "(%s) failed to read page 0x%" PRIx64
                       " from file offset 0x%" PRIx64 ": ",
@@ -620,7 +574,6 @@ static int mapped_ram_read_main(void *opaque, const MappedRamExtent *e,
         return -1;
     }
     mapped_ram_zero_holes(e);
-    mapped_ram_main_drop(r, e);
     return 0;
 }
 
@@ -713,17 +666,6 @@ int mapped_ram_load_block_with(QEMUFile *f, RAMBlock *rb,
 
 int mapped_ram_load_block(QEMUFile *f, RAMBlock *rb, GError **errp)
 {
-    MappedRamMainReader r = {
-        .ioc = qemu_file_get_ioc(f),
-        .drop_from = UINT64_MAX,
-    };
-    int ret;
-
-    r.fd = qio_channel_get_fd(r.ioc, G_IO_IN);
-    ret = mapped_ram_load_block_with(f, rb, mapped_ram_read_main, &r, errp);
-    if (ret == 0 && r.fd >= 0 && r.advised > r.drop_from) {
-        posix_fadvise(r.fd, r.drop_from, r.advised - r.drop_from,
-                      POSIX_FADV_DONTNEED);
-    }
-    return ret;
+    return mapped_ram_load_block_with(f, rb, mapped_ram_read_main,
+                                      qemu_file_get_ioc(f), errp);
 }

@@ -19,8 +19,8 @@
  * Receive side. Socket channels arrive on the migration's listener, name
  * themselves in an init message and receive packets in their own threads
  * (multifd-socket.c); the main thread's MULTIFD_FLUSH waits for all of
- * them. File channels get read jobs from the main thread
- * (multifd-file.c).
+ * them. File channels get read jobs from the main thread through a queue
+ * that several reader threads per channel take from (multifd-file.c).
  *
  * Errors: the first failure of any channel fails the migration; the
  * others are shut down so no thread stays blocked. A cancel or a VM

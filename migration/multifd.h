@@ -18,8 +18,8 @@
  * A page's way in: socket channels receive packets in their own threads
  * and write straight into guest RAM, stopping at every SYNC until the main
  * stream's MULTIFD_FLUSH lets them on; with a mapped-ram file, the main
- * thread parses headers and bitmaps and hands runs of at most 1 MiB to idle
- * channels that preadv them.
+ * thread parses headers and bitmaps, prefaults and queues extents of at
+ * most 4 MiB, and the channels' reader threads preadv them.
  *
  * This header holds the entry points the rest of migration/ calls, the
  * compression interface, and the structures multifd.c shares with its

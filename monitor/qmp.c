@@ -397,9 +397,11 @@ static int hex4(const char *p)
  * holding a malformed surrogate escape ("\ud800" alone, or a low half
  * first), and any client could repeat that forever. Such text is not valid
  * JSON text for a QMP string anyway, so it is refused before json-glib sees
- * it. Returns the offending escape's offset, or -1.
+ * it. So is a \u without four hex digits: json-glib reads "\ude0u" as a
+ * lone low surrogate (and leaks), and it is not JSON either. Returns the
+ * offending escape's offset and sets *what, or returns -1.
  */
-static ssize_t bad_surrogate_escape(const GString *text)
+static ssize_t bad_surrogate_escape(const GString *text, const char **what)
 {
     const char *s = text->str;
     size_t len = text->len;
@@ -415,6 +417,11 @@ static ssize_t bad_surrogate_escape(const GString *text)
             continue;
         }
         hi = hex4(s + i + 2);
+        if (hi < 0) {
+            *what = "invalid \\u escape";
+            return i;
+        }
+        *what = "invalid surrogate pair escape";
         if (hi < 0xd800 || hi > 0xdfff) {
             i += 5;
             continue;
@@ -440,13 +447,12 @@ static void qmp_handle_value(QmpClient *c, const GString *text)
     JsonNode *root;
     JsonObject *req;
     JsonNode *id;
-    ssize_t bad = bad_surrogate_escape(text);
+    const char *what = NULL;
+    ssize_t bad = bad_surrogate_escape(text, &what);
 
     if (bad >= 0) {
         qmp_reply_error(c->conn, NULL, ERROR_CLASS_GENERIC_ERROR,
-                        "JSON parse error, invalid surrogate pair escape "
-                        "at offset %zd",
-                        bad);
+                        "JSON parse error, %s at offset %zd", what, bad);
         return;
     }
     if (!json_parser_load_from_data(parser, text->str, text->len, &err)) {
