@@ -340,7 +340,6 @@ static void test_old_file_counts(void)
     g_autofree char *dir = tmpfs_new(160);
     g_autofree char *path = NULL;
     g_autofree char *uri = NULL;
-    g_autofree char *header = NULL;
     g_autofree uint8_t *expect = NULL;
     g_autofree char *data = NULL;
     g_autoptr(GError) err = NULL;

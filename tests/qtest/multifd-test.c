@@ -571,7 +571,8 @@ static gpointer proxy_accept_thread(gpointer opaque)
 }
 
 static Proxy *proxy_start(const char *listen_path, const char *target_path,
-                          int cut_conn, CutMode mode, uint64_t cut_after)
+                          int cut_conn, CutMode mode, uint64_t cut_after,
+                          uint8_t corrupt_xor)
 {
     Proxy *p = g_new0(Proxy, 1);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -581,6 +582,8 @@ static Proxy *proxy_start(const char *listen_path, const char *target_path,
     p->cut_conn = cut_conn;
     p->mode = mode;
     p->cut_after = cut_after;
+    /* Set before the threads that read it start (TSan saw the race). */
+    p->corrupt_xor = corrupt_xor;
     p->threads = g_ptr_array_new();
     p->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     g_assert_cmpint(p->lfd, >=, 0);
@@ -642,8 +645,7 @@ static ProxiedMigration proxied_migration(int channels, CutMode mode,
     g_autofree char *real_uri = g_strdup_printf("unix:%s", real);
     g_autofree char *via_uri = g_strdup_printf("unix:%s", via);
 
-    m.proxy = proxy_start(via, real, 1, mode, cut_after);
-    m.proxy->corrupt_xor = flip;
+    m.proxy = proxy_start(via, real, 1, mode, cut_after, flip);
     mig_set_multifd(m.src, channels, false);
     mig_set_multifd(m.dst, channels, false);
     if (exit_on_error) {
