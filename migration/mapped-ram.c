@@ -563,8 +563,12 @@ void mapped_ram_zero_holes(const MappedRamExtent *e)
 static int mapped_ram_read_main(void *opaque, const MappedRamExtent *e,
                                 GError **errp)
 {
-    QIOChannel *ioc = opaque;
+    return mapped_ram_read_extent(opaque, e, errp);
+}
 
+int mapped_ram_read_extent(QIOChannel *ioc, const MappedRamExtent *e,
+                           GError **errp)
+{
     if (qio_channel_pread_all(ioc, e->host, e->len, e->file_offset, errp) < 0) {
         error_prepend(errp,
                       "(%s) failed to read page 0x%" PRIx64

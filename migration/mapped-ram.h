@@ -165,6 +165,12 @@ typedef struct MappedRamExtent {
  * (tested first, written only when not already zero).
  */
 void mapped_ram_zero_holes(const MappedRamExtent *e);
+/*
+ * Reads extent e from ioc into guest RAM and zeroes its holes: what the
+ * main-channel loader and every multifd reader do with one extent.
+ */
+int mapped_ram_read_extent(QIOChannel *ioc, const MappedRamExtent *e,
+                           GError **errp);
 
 /*
  * Reads (or queues the read of) one extent. A reader that completes it

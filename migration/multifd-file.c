@@ -316,16 +316,9 @@ int multifd_file_recv_read(MultiFDRecvChannel *c, const MultiFDReadJob *job,
         !dio_transfer_ok(job->host, job->len, job->file_offset, errp)) {
         return -1;
     }
-    if (qio_channel_pread_all(c->ioc, job->host, job->len, job->file_offset,
-                              errp) < 0) {
-        error_prepend(errp,
-                      "(%s) failed to read page 0x%" PRIx64
-                      " from file offset 0x%" PRIx64 ": ",
-                      job->rb->idstr, (uint64_t)(job->host - job->rb->host),
-                      job->file_offset);
+    if (mapped_ram_read_extent(c->ioc, job, errp) < 0) {
         return -1;
     }
-    mapped_ram_zero_holes(job);
     multifd_channel_account(c->stats, job->len, job->len >> TARGET_PAGE_BITS);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 
 #include "libqtest.h"
+#include "migration-helpers.h"
 
 /* pc.ram + vga.vram + pc.bios */
 #define RAM_TOTAL(ram) ((ram) + 8 * MiB + 256 * KiB)
@@ -34,17 +35,6 @@
 
 /* --- helpers --- */
 
-static char *tmp_path(QTestState *s, const char *name)
-{
-    return g_build_filename(qtest_tmpdir(s), name, NULL);
-}
-
-static void migrate_uri(QTestState *s, const char *uri)
-{
-    qtest_qmp_assert_success(
-        s, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-}
-
 /* A figure of query-migrate (top level, or "ram" when ram is true). */
 static int64_t migrate_figure(QTestState *s, bool ram, const char *name)
 {
@@ -56,52 +46,6 @@ static int64_t migrate_figure(QTestState *s, bool ram, const char *name)
         info = qtest_json_get_object(info, "ram");
     }
     return qtest_json_get_int(info, name);
-}
-
-static void set_mapped_ram_multifd(QTestState *s)
-{
-    migrate_set_capability(s, "mapped-ram", true);
-    migrate_set_capability(s, "multifd", true);
-    migrate_set_parameter(s, "multifd-channels", "2");
-}
-
-/* Waits until the running guest changes pc.ram (its vCPU has started). */
-static void wait_guest_writes(QTestState *s)
-{
-    g_autoptr(GHashTable) first = qtest_ram_digests(s);
-    int64_t deadline =
-        g_get_monotonic_time() + qtest_scale_timeout(30) * G_USEC_PER_SEC;
-
-    for (;;) {
-        g_autoptr(GHashTable) now = qtest_ram_digests(s);
-
-        if (g_strcmp0(g_hash_table_lookup(first, "pc.ram"),
-                      g_hash_table_lookup(now, "pc.ram"))) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(20 * 1000);
-    }
-}
-
-static void assert_same_ram(QTestState *a, QTestState *b)
-{
-    g_autoptr(GHashTable) da = qtest_ram_digests(a);
-    g_autoptr(GHashTable) db = qtest_ram_digests(b);
-    GHashTableIter iter;
-    gpointer name, digest;
-
-    g_assert_cmpuint(g_hash_table_size(da), ==, RAM_BLOCKS);
-    g_assert_cmpuint(g_hash_table_size(db), ==, RAM_BLOCKS);
-    g_hash_table_iter_init(&iter, da);
-    while (g_hash_table_iter_next(&iter, &name, &digest)) {
-        const char *other = g_hash_table_lookup(db, name);
-
-        if (g_strcmp0(digest, other)) {
-            g_error("RAM block %s differs: %s vs %s", (char *)name,
-                    (char *)digest, other);
-        }
-    }
 }
 
 static struct stat stat_of(const char *path)
@@ -118,7 +62,7 @@ static void test_converge(void)
 {
     QTestState *src = qtest_init(LIVE_ARGS);
     QTestState *dst;
-    g_autofree char *path = tmp_path(src, "live.img");
+    g_autofree char *path = mig_tmp_path(src, "live.img");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
     g_autofree char *status = NULL;
     uint64_t bound =
@@ -126,8 +70,8 @@ static void test_converge(void)
     int64_t passes, downtime, total, transferred;
     struct stat st;
 
-    wait_guest_writes(src);
-    set_mapped_ram_multifd(src);
+    mig_wait_guest_writes(src);
+    mig_set_multifd(src, 2, true);
     migrate_set_parameter(src, "max-bandwidth", "0");
     migrate_set_parameter(src, "downtime-limit", "300");
     migrate_uri(src, uri);
@@ -156,12 +100,12 @@ static void test_converge(void)
 
     dst = qtest_init_incoming("defer", "-m 256M -workload dirty,rate=64M,"
                                        "wss=64M -S");
-    set_mapped_ram_multifd(dst);
+    mig_set_multifd(dst, 2, true);
     qtest_qmp_assert_success(
         dst, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}",
         uri);
     migrate_wait_status(dst, "completed", qtest_scale_timeout(MIG_TIMEOUT));
-    assert_same_ram(src, dst);
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
     qtest_quit(dst);
     qtest_quit(src);
 }
@@ -276,7 +220,7 @@ static void test_refused_keeps_file(void)
     st0 = stat_of(path);
 
     src = qtest_init("-m 128M -workload idle");
-    set_mapped_ram_multifd(src);
+    mig_set_multifd(src, 2, true);
     {
         g_autoptr(JsonObject) resp = qtest_qmp(
             src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
@@ -317,7 +261,7 @@ static void test_refused_new_file(void)
     path = g_build_filename(dir, "new.img", NULL);
     uri = g_strdup_printf("file:%s", path);
     src = qtest_init("-m 128M -workload idle");
-    set_mapped_ram_multifd(src);
+    mig_set_multifd(src, 2, true);
     {
         g_autoptr(JsonObject) resp = qtest_qmp(
             src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
@@ -354,7 +298,7 @@ static void test_old_file_counts(void)
     write_pattern_file(path, 100 * MiB, 0x33);
 
     src = qtest_init("-m 128M -workload idle");
-    set_mapped_ram_multifd(src);
+    mig_set_multifd(src, 2, true);
     migrate_uri(src, uri);
     migrate_wait_status(src, "completed", qtest_scale_timeout(MIG_TIMEOUT));
 
@@ -370,12 +314,12 @@ static void test_old_file_counts(void)
     g_assert_cmpint(memcmp(data, expect, 4096), ==, 0);
 
     dst = qtest_init_incoming("defer", "-m 128M -workload idle -S");
-    set_mapped_ram_multifd(dst);
+    mig_set_multifd(dst, 2, true);
     qtest_qmp_assert_success(
         dst, "{'execute': 'migrate-incoming', 'arguments': {'uri': '%s'}}",
         uri);
     migrate_wait_status(dst, "completed", qtest_scale_timeout(MIG_TIMEOUT));
-    assert_same_ram(src, dst);
+    g_assert_cmpuint(mig_assert_same_ram(src, dst), ==, RAM_BLOCKS);
     qtest_quit(dst);
     qtest_quit(src);
     tmpfs_free(g_steal_pointer(&dir));

@@ -367,25 +367,6 @@ static void test_mapped_ram_live(void)
 #define DIRTY_ARGS      "-m 128M -workload dirty,rate=256M,wss=64M"
 #define DIRTY_BANDWIDTH "134217728"
 
-/* Waits until the running guest changes pc.ram (its vCPU has started). */
-static void wait_guest_writes(QTestState *s)
-{
-    g_autoptr(GHashTable) first = qtest_ram_digests(s);
-    int64_t deadline =
-        g_get_monotonic_time() + qtest_scale_timeout(30) * G_USEC_PER_SEC;
-
-    for (;;) {
-        g_autoptr(GHashTable) now = qtest_ram_digests(s);
-
-        if (g_strcmp0(g_hash_table_lookup(first, "pc.ram"),
-                      g_hash_table_lookup(now, "pc.ram"))) {
-            return;
-        }
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        g_usleep(20 * 1000);
-    }
-}
-
 static void save_dirtying_guest(QTestState *src, const char *uri,
                                 uint64_t min_transferred, int64_t min_passes)
 {
@@ -393,7 +374,7 @@ static void save_dirtying_guest(QTestState *src, const char *uri,
         g_get_monotonic_time() + qtest_scale_timeout(90) * G_USEC_PER_SEC;
 
     mig_assert_runstate(src, "running");
-    wait_guest_writes(src);
+    mig_wait_guest_writes(src);
     migrate_set_parameter(src, "max-bandwidth", DIRTY_BANDWIDTH);
     /* Never switch over while the guest runs: only at 0 pages pending. */
     migrate_set_parameter(src, "downtime-limit", "0");

@@ -231,3 +231,21 @@ void mig_expect_mapped_ram_refused(QTestState *s, const char *cap)
                           "'%s', 'state': true}]}}",
                           cap);
 }
+
+void mig_wait_guest_writes(QTestState *s)
+{
+    g_autoptr(GHashTable) first = qtest_ram_digests(s);
+    int64_t deadline =
+        g_get_monotonic_time() + qtest_scale_timeout(30) * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autoptr(GHashTable) now = qtest_ram_digests(s);
+
+        if (g_strcmp0(g_hash_table_lookup(first, "pc.ram"),
+                      g_hash_table_lookup(now, "pc.ram"))) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20 * 1000);
+    }
+}

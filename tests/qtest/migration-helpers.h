@@ -81,6 +81,8 @@ guint mig_assert_same_ram(QTestState *a, QTestState *b);
 void mig_assert_ab_ok(QTestState *s, uint64_t ram_size);
 /* The guest runs: its serial port shows two more B's than it does now. */
 void mig_wait_alive(QTestState *s);
+/* Waits until the running guest changes pc.ram (its vCPU has started). */
+void mig_wait_guest_writes(QTestState *s);
 
 /*
  * The command (qmp_fmt, printf-style) fails with desc through QMP, and
