@@ -26,6 +26,7 @@
 #include "migration/options.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
+#include "qemu/dio.h"
 #include "qemu/fault-inject.h" /* rel */
 
 /* --- the format --- */
@@ -115,8 +116,13 @@ uint32_t mapped_ram_join_gap_pages(void)
     return mr_join_gap_pages;
 }
 
-/* The default, or MINIVM_MAPPED_RAM_JOIN_GAP when it is a number. */
-static uint32_t mapped_ram_join_gap_from_env(void)
+/*
+ * MINIVM_MAPPED_RAM_JOIN_GAP when it is a number; else none on a file
+ * system in memory (tmpfs): there a joined zero page costs a page of RAM
+ * and saves no I/O (4 GiB fill,zero=25 to /dev/shm: 3.85 s joined, 2.83 s
+ * not); else the default.
+ */
+static uint32_t mapped_ram_join_gap_for(int fd)
 {
     const char *env = g_getenv("MINIVM_MAPPED_RAM_JOIN_GAP");
     guint64 value;
@@ -124,6 +130,9 @@ static uint32_t mapped_ram_join_gap_from_env(void)
     if (env &&
         g_ascii_string_to_unsigned(env, 10, 0, UINT32_MAX, &value, NULL)) {
         return value;
+    }
+    if (fd >= 0 && qemu_fd_is_memory_fs(fd)) {
+        return 0;
     }
     return MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT;
 }
@@ -191,7 +200,7 @@ int mapped_ram_save_setup(QEMUFile *f, GError **errp)
     mr_save.nblocks = ram_blocks ? ram_blocks->len : 0;
     mr_save.blocks = g_new0(MappedRamSaveBlock, mr_save.nblocks);
     mr_save.zero_detection = migrate_zero_page_detection() != 0;
-    mr_join_gap_pages = mapped_ram_join_gap_from_env();
+    mr_join_gap_pages = mapped_ram_join_gap_for(qio_channel_get_fd(ioc, G_IO_OUT));
     RAMBLOCK_FOREACH(rb)
     {
         /* Whole 64-bit words, as the file holds them: bitmap_to_le's size. */

@@ -85,8 +85,7 @@ static int dio_from_statx(int fd, QemuDioAlignment *align)
 #endif
 }
 
-/* File systems that take O_DIRECT opens but keep the data in memory. */
-static bool dio_is_memory_fs(int fd)
+bool qemu_fd_is_memory_fs(int fd)
 {
     struct statfs sfs;
 
@@ -217,7 +216,7 @@ bool qemu_dio_alignment(int fd, const char *path, QemuDioAlignment *align,
     if (ret > 0) {
         return true;
     }
-    if (dio_is_memory_fs(fd)) {
+    if (qemu_fd_is_memory_fs(fd)) {
         set_no_dio_error(path, errp);
         return false;
     }

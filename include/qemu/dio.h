@@ -73,4 +73,10 @@ static inline bool qemu_dio_io_aligned(const QemuDioAlignment *align,
 /* "statx", "probed", "block device", "assumed" (for logs and docs). */
 const char *qemu_dio_align_source_name(QemuDioAlignSource source);
 
+/*
+ * The file lives in memory (tmpfs, ramfs): O_DIRECT opens succeed but keep
+ * the data in memory, and a written zero page costs memory a hole does not.
+ */
+bool qemu_fd_is_memory_fs(int fd);
+
 #endif

@@ -301,6 +301,9 @@ static void test_two_passes(void)
 
     guest_first_pass(join);
     f = open_output(path, &fioc);
+    /* The default join, whatever file system TMPDIR is on (none on tmpfs). */
+    g_setenv("MINIVM_MAPPED_RAM_JOIN_GAP",
+             G_STRINGIFY(MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT), true);
     save_begin(f);
     bitmap_fill(dirty, BLOCK_PAGES);
     save_dirty(f, dirty);
@@ -327,6 +330,7 @@ static void test_two_passes(void)
 #undef TOUCH
     save_dirty(f, dirty);
     save_end(f, fioc);
+    g_unsetenv("MINIVM_MAPPED_RAM_JOIN_GAP");
 
     g_assert_true(mapped_ram_layout(1 + strlen(block->idstr) + 8,
                                     block->used_length, &hdr));
