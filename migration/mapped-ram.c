@@ -200,7 +200,8 @@ int mapped_ram_save_setup(QEMUFile *f, GError **errp)
     mr_save.nblocks = ram_blocks ? ram_blocks->len : 0;
     mr_save.blocks = g_new0(MappedRamSaveBlock, mr_save.nblocks);
     mr_save.zero_detection = migrate_zero_page_detection() != 0;
-    mr_join_gap_pages = mapped_ram_join_gap_for(qio_channel_get_fd(ioc, G_IO_OUT));
+    mr_join_gap_pages =
+        mapped_ram_join_gap_for(qio_channel_get_fd(ioc, G_IO_OUT));
     RAMBLOCK_FOREACH(rb)
     {
         /* Whole 64-bit words, as the file holds them: bitmap_to_le's size. */

@@ -186,8 +186,8 @@ typedef struct MultiFDSendState {
 
     QemuMutex lock;
     QemuCond idle_cond; /* the migration thread waits here for channels */
-    GError *error;   /* the first channel error */
-    int next;        /* where the search for an idle channel starts */
+    GError *error;      /* the first channel error */
+    int next;           /* where the search for an idle channel starts */
 
     int zero_detection; /* ZERO_PAGE_DETECTION_* */
     /* Pages per batch: a packet (sockets), or a span of a file. */

@@ -14,13 +14,13 @@
 #include "system/ramblock.h"
 
 /* Low 12 bits of the be64 that starts every RAM record. */
-#define RAM_SAVE_FLAG_ZERO 0x02
-#define RAM_SAVE_FLAG_MEM_SIZE 0x04
-#define RAM_SAVE_FLAG_PAGE 0x08
-#define RAM_SAVE_FLAG_EOS 0x10
-#define RAM_SAVE_FLAG_CONTINUE 0x20
-#define RAM_SAVE_FLAG_XBZRLE 0x40 /* never written, rejected */
-#define RAM_SAVE_FLAG_HOOK 0x80   /* never written, rejected */
+#define RAM_SAVE_FLAG_ZERO          0x02
+#define RAM_SAVE_FLAG_MEM_SIZE      0x04
+#define RAM_SAVE_FLAG_PAGE          0x08
+#define RAM_SAVE_FLAG_EOS           0x10
+#define RAM_SAVE_FLAG_CONTINUE      0x20
+#define RAM_SAVE_FLAG_XBZRLE        0x40 /* never written, rejected */
+#define RAM_SAVE_FLAG_HOOK          0x80 /* never written, rejected */
 #define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
 
 #define RAM_SECTION_VERSION 4

@@ -209,7 +209,7 @@ static bool fault_hold_locked(void)
             return false;
         }
         qemu_cond_wait_until(&fault_cond, &fault_lock,
-                          g_get_monotonic_time() + HOLD_SLICE_US);
+                             g_get_monotonic_time() + HOLD_SLICE_US);
     }
     return true;
 }

@@ -178,8 +178,7 @@ static void test_id_echo(void)
     QTestState *s = qtest_init(GUEST_ARGS);
     /* The last two: a valid surrogate pair, an escaped backslash + "ud800". */
     static const char *const ids[] = {"\"abc\"", "17", "{\"a\": [1, null]}",
-                                      "\"\\ud83d\\ude00\"",
-                                      "\"\\\\ud800\""};
+                                      "\"\\ud83d\\ude00\"", "\"\\\\ud800\""};
     for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
         for (int err = 0; err < 2; err++) {
             g_autofree char *cmd = g_strdup_printf(
