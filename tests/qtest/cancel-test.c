@@ -250,15 +250,12 @@ static char *socket_uri(QTestState *dst, bool tcp)
 }
 
 /*
- * The destination dies (SIGKILL) mid-load: the source reports failed,
- * runs on and answers QMP, and migrates again to a new destination.
+ * Starts a migration slowed by max-bandwidth and returns once the
+ * destination reports it active, so either side can be killed mid-way.
  */
-static void check_destination_killed(bool tcp, bool multifd)
+static void start_slow_migration(QTestState *src, QTestState *dst,
+                                 const char *uri, bool multifd)
 {
-    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
-    QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
-    g_autofree char *uri = socket_uri(dst, tcp);
-
     if (multifd) {
         migrate_set_capability(src, "multifd", true);
         migrate_set_capability(dst, "multifd", true);
@@ -269,6 +266,19 @@ static void check_destination_killed(bool tcp, bool multifd)
     migrate_uri(src, uri);
     expect_event(dst, "setup");
     expect_event(dst, "active");
+}
+
+/*
+ * The destination dies (SIGKILL) mid-load: the source reports failed,
+ * runs on and answers QMP, and migrates again to a new destination.
+ */
+static void check_destination_killed(bool tcp, bool multifd)
+{
+    QTestState *src = rel_start_source(NULL, MODE_PLAIN);
+    QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
+    g_autofree char *uri = socket_uri(dst, tcp);
+
+    start_slow_migration(src, dst, uri, multifd);
     qtest_kill(dst);
 
     migrate_wait_status(src, "failed", MIG_TIMEOUT);
@@ -310,16 +320,7 @@ static void check_source_killed(bool tcp, bool multifd)
     QTestState *dst = rel_start_destination(NULL, MODE_PLAIN);
     g_autofree char *uri = socket_uri(dst, tcp);
 
-    if (multifd) {
-        migrate_set_capability(src, "multifd", true);
-        migrate_set_capability(dst, "multifd", true);
-    }
-    migrate_set_capability(dst, "events", true);
-    migrate_set_parameter(src, "max-bandwidth", SLOW_BANDWIDTH);
-    migrate_incoming_uri_keep(dst, uri);
-    migrate_uri(src, uri);
-    expect_event(dst, "setup");
-    expect_event(dst, "active");
+    start_slow_migration(src, dst, uri, multifd);
     qtest_kill(src);
 
     expect_event(dst, "failed");
