@@ -24,6 +24,7 @@
 #include "migration/mapped-ram.h"
 #include "migration/migration-stats.h"
 #include "migration/options.h"
+#include "migration/zero-pages.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
 #include "qemu/dio.h"
@@ -148,6 +149,45 @@ void mapped_ram_writeback_kick(int fd, uint64_t written, uint64_t *pending)
     sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
+size_t mapped_ram_join_runs(uint8_t *host, const uint64_t *normal,
+                            uint32_t num_normal, const uint64_t *zero,
+                            uint32_t num_zero, uint32_t join,
+                            struct iovec *iov)
+{
+    uint32_t zi = 0; /* next entry of zero */
+    size_t niov = 0;
+
+    for (uint32_t i = 0; i < num_normal; i++) {
+        uint8_t *page = host + normal[i];
+        uint64_t between = 0; /* zero pages since the last normal one */
+
+        while (zi < num_zero && zero[zi] < normal[i]) {
+            between++;
+            zi++;
+        }
+        if (niov) {
+            struct iovec *last = &iov[niov - 1];
+            uint8_t *last_end = (uint8_t *)last->iov_base + last->iov_len;
+            uint64_t gap = (page - last_end) >> TARGET_PAGE_BITS;
+
+            if (gap == 0 || (gap <= join && gap == between)) {
+                last->iov_len += (gap + 1) << TARGET_PAGE_BITS;
+                continue;
+            }
+        }
+        iov[niov].iov_base = page;
+        iov[niov].iov_len = TARGET_PAGE_SIZE;
+        niov++;
+    }
+    return niov;
+}
+
+/*
+ * The single-threaded sink classifies and joins a run of dirty pages this
+ * many at a time (a multifd file batch's size), with arrays of its own.
+ */
+#define SEND_CHUNK_PAGES 512
+
 /* The running outgoing migration's layout (migration thread only). */
 static struct {
     MappedRamSaveBlock *blocks;
@@ -155,6 +195,10 @@ static struct {
     MappedRamSaveBlock *last; /* the block of the previous lookup */
     bool zero_detection;
     uint64_t writeback_pending; /* see mapped_ram_writeback_kick() */
+    /* mapped_ram_send_pages()'s, per chunk of at most SEND_CHUNK_PAGES */
+    uint64_t normal[SEND_CHUNK_PAGES];
+    uint64_t zero[SEND_CHUNK_PAGES];
+    struct iovec iov[SEND_CHUNK_PAGES];
 } mr_save;
 
 static MappedRamSaveBlock *mapped_ram_save_block(RAMBlock *rb)
@@ -255,41 +299,38 @@ uint64_t mapped_ram_block_pages_offset(RAMBlock *rb)
 }
 
 /*
- * Pages [first, first + npages) of the block go to their slots with one
- * positioned write. Bits are the caller's: a joined zero page keeps its
- * bit clear.
+ * One positioned write (through the QEMUFile, so max-bandwidth and the
+ * transferred figures count it) of len bytes of guest RAM at base to
+ * their slots. Bits are the caller's.
  */
-static void mapped_ram_write_run(QEMUFile *f, MappedRamSaveBlock *mb,
-                                 uint64_t first, uint64_t npages)
+static void mapped_ram_write_piece(QEMUFile *f, MappedRamSaveBlock *mb,
+                                   const uint8_t *base, size_t len)
 {
-    uint64_t offset = first << TARGET_PAGE_BITS;
-
-    if (!npages) {
+    if (!len) {
         return;
     }
-    qemu_put_buffer_at(f, mb->rb->host + offset, npages << TARGET_PAGE_BITS,
-                       mb->pages_offset + offset);
+    qemu_put_buffer_at(f, base, len, mb->pages_offset + (base - mb->rb->host));
     mapped_ram_writeback_kick(
-        qio_channel_get_fd(qemu_file_get_ioc(f), G_IO_OUT),
-        npages << TARGET_PAGE_BITS, &mr_save.writeback_pending);
+        qio_channel_get_fd(qemu_file_get_ioc(f), G_IO_OUT), len,
+        &mr_save.writeback_pending);
 }
 
 /*
- * One run of dirty pages: every page with content gets its bit set and
- * goes out in a piece that is one positioned write (through the QEMUFile,
- * so max-bandwidth and the transferred figures count it). A zero page's
- * bit is cleared, whatever an earlier pass put in its slot: the loader
- * never reads a clear slot. A gap of at most mapped_ram_join_gap_pages()
- * zero pages between two pages with content is written with them, so the
- * piece goes on; a longer one ends it and stays a hole.
+ * One run of dirty pages, a chunk at a time: zero pages get their bit
+ * cleared, whatever an earlier pass put in their slot (the loader never
+ * reads a clear slot), and stay holes; the others get their bit set and
+ * go out in pieces joined across zero gaps of at most
+ * mapped_ram_join_gap_pages() pages (zero_pages_split(),
+ * mapped_ram_join_runs()). A piece ending a chunk waits, so that one
+ * going on in the next chunk is the same write.
  */
 static int mapped_ram_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
                                  uint64_t npages)
 {
     MappedRamSaveBlock *mb = mapped_ram_save_block(rb);
-    uint64_t join = mr_join_gap_pages;
+    uint32_t join = mr_join_gap_pages;
     uint64_t end = first + npages;
-    uint64_t piece = first, piece_end = first; /* [piece, piece_end) */
+    struct iovec piece = {NULL, 0};
     uint64_t zero = 0;
 
     if (!mb || !mb->laid_out || end > ramblock_pages(rb)) {
@@ -302,26 +343,35 @@ static int mapped_ram_send_pages(QEMUFile *f, RAMBlock *rb, uint64_t first,
         qemu_file_set_error_obj(f, -EINVAL, err);
         return -EINVAL;
     }
-    for (uint64_t page = first; page < end; page++) {
-        const uint64_t *host =
-            (const uint64_t *)(rb->host + (page << TARGET_PAGE_BITS));
+    for (uint64_t chunk = first; chunk < end; chunk += SEND_CHUNK_PAGES) {
+        uint32_t n = MIN(end - chunk, SEND_CHUNK_PAGES);
+        uint32_t nn, nz;
+        size_t niov;
 
-        /* The first word first: one cache line for most pages, not two. */
-        if (mr_save.zero_detection && !host[0] &&
-            buffer_is_zero(host, TARGET_PAGE_SIZE)) {
-            clear_bit(page, rb->file_bmap);
-            zero++;
-            continue;
+        zero_pages_split(rb->host, NULL, chunk, n, join, mr_save.zero_detection,
+                         mr_save.normal, &nn, mr_save.zero, &nz);
+        for (uint32_t i = 0; i < nz; i++) {
+            clear_bit(mr_save.zero[i] >> TARGET_PAGE_BITS, rb->file_bmap);
         }
-        /* Content: it joins the piece unless the zero gap is too long. */
-        if (piece_end == piece || page - piece_end > join) {
-            mapped_ram_write_run(f, mb, piece, piece_end - piece);
-            piece = page;
+        for (uint32_t i = 0; i < nn; i++) {
+            set_bit(mr_save.normal[i] >> TARGET_PAGE_BITS, rb->file_bmap);
         }
-        piece_end = page + 1;
-        set_bit(page, rb->file_bmap);
+        niov = mapped_ram_join_runs(rb->host, mr_save.normal, nn, mr_save.zero,
+                                    nz, join, mr_save.iov);
+        for (size_t i = 0; i < niov; i++) {
+            struct iovec *v = &mr_save.iov[i];
+
+            if (piece.iov_len &&
+                (uint8_t *)piece.iov_base + piece.iov_len == v->iov_base) {
+                piece.iov_len += v->iov_len;
+                continue;
+            }
+            mapped_ram_write_piece(f, mb, piece.iov_base, piece.iov_len);
+            piece = *v;
+        }
+        zero += nz;
     }
-    mapped_ram_write_run(f, mb, piece, piece_end - piece);
+    mapped_ram_write_piece(f, mb, piece.iov_base, piece.iov_len);
     stat64_add(&mig_stats.zero_pages, zero);
     stat64_add(&mig_stats.normal_pages, npages - zero);
     return qemu_file_get_error(f);

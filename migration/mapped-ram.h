@@ -82,8 +82,11 @@ bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
  * A slot whose bitmap bit is clear is never read (section 3), so a writer
  * may fill it with anything. Writers use that to join two runs of pages
  * with content that are separated by a few zero pages into one write: the
- * zero pages go out from guest RAM (zero there, nothing copied) while
- * their bits stay clear. Longer zero gaps stay holes, so the file stays
+ * zero pages go out from guest RAM (zero there, nothing copied). Such a
+ * gap is not even proved zero (zero_pages_split(): only the first word of
+ * each page is read), so its pages are written as they are and get their
+ * bits set, like any page written; a gap proved zero (at a batch's edge)
+ * keeps its bits clear. Longer zero gaps stay holes, so the file stays
  * sparse where the guest has free memory. Gaps of at most this many pages
  * are joined (the choice is measured in docs/devel/benchmarks.md).
  */
@@ -95,6 +98,20 @@ bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
  * knob), read by mapped_ram_save_setup(). Any thread may call it.
  */
 uint32_t mapped_ram_join_gap_pages(void);
+
+/*
+ * iov gets the writes of a batch that zero_pages_split() sorted into
+ * normal and zero (byte offsets into host, ascending): one piece per run
+ * of normal pages, going on across a gap of at most join pages when all of
+ * them are in zero (so they were just found zero, their bits cleared). A
+ * gap page of neither list is never written: its slot may hold a page of
+ * an earlier pass that is still valid. iov needs num_normal entries.
+ * Returns the pieces.
+ */
+size_t mapped_ram_join_runs(uint8_t *host, const uint64_t *normal,
+                            uint32_t num_normal, const uint64_t *zero,
+                            uint32_t num_zero, uint32_t join,
+                            struct iovec *iov);
 
 /*
  * Buffered writers: every MAPPED_RAM_WRITEBACK_BYTES written through fd,
@@ -113,7 +130,8 @@ void mapped_ram_writeback_kick(int fd, uint64_t written, uint64_t *pending);
 /*
  * Pages go out with positioned writes of whole runs at their slots; zero
  * pages get their bit cleared and are left as holes, except inside a gap
- * short enough to be joined (above); bitmaps are written by complete().
+ * short enough to be joined (above, written with bits set); bitmaps are
+ * written by complete().
  * ram.c selects it when migrate_mapped_ram() and not multifd.
  */
 extern const RAMPageSink mapped_ram_sink;

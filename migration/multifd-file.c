@@ -9,11 +9,11 @@
  * path works; O_WRONLY without O_TRUNC: the main channel created the file
  * and owns its size). A batch spans up to 2 MiB of one block
  * (MULTIFD_FILE_BATCH_MAX_PAGES); the channel finds its zero pages
- * (clearing their file-bitmap bits), joins the pages with content into
- * runs, going on across gaps of at most mapped_ram_join_gap_pages() zero
- * pages of the batch (written from guest RAM, their bits stay clear), and
- * writes each run with one pwritev at pages_offset + offset, then sets the
- * bits of the pages with content. The bitmap words are shared with the
+ * (clearing their file-bitmap bits; a gap short enough to be joined is not
+ * proved zero, see zero-pages.h, and counts as content), joins the pages
+ * with content into runs (mapped_ram_join_runs()), and writes each run
+ * with one positioned write at pages_offset + offset, then sets the bits
+ * of the pages with content. The bitmap words are shared with the
  * other channels, hence atomic bit operations. mapped-ram.c lays out the
  * blocks and writes the bitmaps at completion.
  *
@@ -193,58 +193,21 @@ static void file_release(MultiFDSendChannel *c)
     c->transport_state = NULL;
 }
 
-/*
- * c->iov gets the batch's writes: one piece per run of pages with content,
- * a run going on across a gap of at most `join` zero pages when all of
- * them are in this batch (so they were just found zero, and their bits are
- * cleared). A gap page not in the batch is never written: its slot may
- * hold a page of an earlier pass that is still valid. Returns the pieces.
- */
-static size_t file_batch_runs(MultiFDSendChannel *c, RAMBlock *rb,
-                              uint64_t join)
-{
-    uint32_t zi = 0; /* next entry of c->zero */
-    size_t niov = 0;
-
-    for (uint32_t i = 0; i < c->num_normal; i++) {
-        uint64_t offset = c->normal[i];
-        uint8_t *host = rb->host + offset;
-        uint64_t between = 0; /* zero pages of the batch since the last */
-
-        while (zi < c->num_zero && c->zero[zi] < offset) {
-            between++;
-            zi++;
-        }
-        if (niov) {
-            struct iovec *last = &c->iov[niov - 1];
-            uint8_t *last_end = (uint8_t *)last->iov_base + last->iov_len;
-            uint64_t gap = (host - last_end) >> TARGET_PAGE_BITS;
-
-            if (gap == 0 || (gap <= join && gap == between)) {
-                last->iov_len += (gap + 1) << TARGET_PAGE_BITS;
-                continue;
-            }
-        }
-        c->iov[niov].iov_base = host;
-        c->iov[niov].iov_len = TARGET_PAGE_SIZE;
-        niov++;
-    }
-    return niov;
-}
-
 static int file_send_batch(MultiFDSendChannel *c, const MultiFDBatch *b,
                            GError **errp)
 {
     RAMBlock *rb = b->rb;
+    uint32_t join = mapped_ram_join_gap_pages();
     uint64_t written = 0;
     size_t niov;
 
-    multifd_send_classify(c, b);
+    multifd_send_classify(c, b, join);
     for (uint32_t i = 0; i < c->num_zero; i++) {
         /* Whatever an earlier pass left in the slot is never read. */
         clear_bit_atomic(c->zero[i] >> TARGET_PAGE_BITS, rb->file_bmap);
     }
-    niov = file_batch_runs(c, rb, mapped_ram_join_gap_pages());
+    niov = mapped_ram_join_runs(rb->host, c->normal, c->num_normal, c->zero,
+                                c->num_zero, join, c->iov);
     for (size_t i = 0; i < niov; i++) {
         uint8_t *base = c->iov[i].iov_base;
 
@@ -278,7 +241,7 @@ static int file_send_batch(MultiFDSendChannel *c, const MultiFDBatch *b,
         mapped_ram_writeback_kick(qio_channel_get_fd(c->ioc, G_IO_OUT), written,
                                   &file_writeback_pending);
     }
-    /* Only pages with content get a bit: a joined zero page stays clear. */
+    /* A joined page proved zero keeps its bit clear. */
     for (uint32_t i = 0; i < c->num_normal; i++) {
         set_bit_atomic(c->normal[i] >> TARGET_PAGE_BITS, rb->file_bmap);
     }

@@ -224,7 +224,7 @@ static int socket_send_batch(MultiFDSendChannel *c, const MultiFDBatch *b,
     uint32_t payload;
     size_t niov, hdr_len;
 
-    multifd_send_classify(c, b);
+    multifd_send_classify(c, b, 0);
     /* iov[0] is the header; the pages follow, straight from guest RAM. */
     niov = 1 + pages_to_iov(&c->iov[1], b->rb, c->normal, c->num_normal);
     if (c->comp && c->num_normal) {

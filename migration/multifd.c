@@ -39,6 +39,7 @@
 #include "migration/multifd.h"
 #include "migration/options.h"
 #include "migration/socket.h"
+#include "migration/zero-pages.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
 #include "system/main-loop.h"
@@ -234,28 +235,12 @@ int multifd_send_channel_count(void)
     return send_state->count;
 }
 
-void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b)
+void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b,
+                           uint32_t join)
 {
-    bool detect = send_state->zero_detection == ZERO_PAGE_DETECTION_MULTIFD;
-
-    c->num_normal = 0;
-    c->num_zero = 0;
-    for (uint32_t i = 0; i < b->num; i++) {
-        uint64_t offset = b->offset[i];
-
-        const uint64_t *page = (const uint64_t *)(b->rb->host + offset);
-
-        /*
-         * A page with content nearly always shows it in its first word:
-         * testing that first touches one cache line of the page, where
-         * buffer_is_zero() starts with two (its first and last words).
-         */
-        if (detect && !page[0] && buffer_is_zero(page, TARGET_PAGE_SIZE)) {
-            c->zero[c->num_zero++] = offset;
-        } else {
-            c->normal[c->num_normal++] = offset;
-        }
-    }
+    zero_pages_split(b->rb->host, b->offset, 0, b->num, join,
+                     send_state->zero_detection == ZERO_PAGE_DETECTION_MULTIFD,
+                     c->normal, &c->num_normal, c->zero, &c->num_zero);
 }
 
 void multifd_send_account(MultiFDSendChannel *c, uint64_t bytes)

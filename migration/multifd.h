@@ -227,8 +227,12 @@ struct MultiFDSendChannel {
  * Channel thread: splits the batch into c->normal and c->zero. Pages are
  * tested here only when zero-page-detection is "multifd"; otherwise all
  * are normal ("legacy" already took the zero pages out, "none" sends all).
+ * join: the zero gap the sender joins, whose pages need not be proved
+ * zero (zero_pages_split(); 0 for packets, where every zero page is left
+ * out).
  */
-void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b);
+void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b,
+                           uint32_t join);
 /* After a batch: the global and per-channel figures (bytes written). */
 void multifd_send_account(MultiFDSendChannel *c, uint64_t bytes);
 /* The 16-byte UUID of the running outgoing migration. */
