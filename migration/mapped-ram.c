@@ -151,8 +151,7 @@ void mapped_ram_writeback_kick(int fd, uint64_t written, uint64_t *pending)
 
 size_t mapped_ram_join_runs(uint8_t *host, const uint64_t *normal,
                             uint32_t num_normal, const uint64_t *zero,
-                            uint32_t num_zero, uint32_t join,
-                            struct iovec *iov)
+                            uint32_t num_zero, uint32_t join, struct iovec *iov)
 {
     uint32_t zi = 0; /* next entry of zero */
     size_t niov = 0;
@@ -186,7 +185,7 @@ size_t mapped_ram_join_runs(uint8_t *host, const uint64_t *normal,
  * The single-threaded sink classifies and joins a run of dirty pages this
  * many at a time (a multifd file batch's size), with arrays of its own.
  */
-#define SEND_CHUNK_PAGES 512
+#define SEND_CHUNK_PAGES ZERO_PAGES_SPLIT_MAX
 
 /* The running outgoing migration's layout (migration thread only). */
 static struct {

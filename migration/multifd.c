@@ -235,6 +235,8 @@ int multifd_send_channel_count(void)
     return send_state->count;
 }
 
+G_STATIC_ASSERT(MULTIFD_BATCH_ARRAY_PAGES <= ZERO_PAGES_SPLIT_MAX);
+
 void multifd_send_classify(MultiFDSendChannel *c, const MultiFDBatch *b,
                            uint32_t join)
 {

@@ -7,10 +7,13 @@
 
 #include "qemu/osdep.h"
 
+/* The most pages zero_pages_split() takes at once (a multifd file batch). */
+#define ZERO_PAGES_SPLIT_MAX 512
+
 /*
- * Splits n pages of a block (host is its RAM) into those to write
- * (normal, byte offsets) and the zero ones (zero): page i is at byte
- * offsets[i], or at page first + i when offsets is NULL; offsets ascend.
+ * Splits n (<= ZERO_PAGES_SPLIT_MAX) pages of a block (host is its RAM) into
+ * those to write (normal, byte offsets) and the zero ones (zero): page i is at
+ * byte offsets[i], or at page first + i when offsets is NULL; offsets ascend.
  * Without detect every page is normal.
  *
  * A page whose first word is not zero has content (nearly every page with

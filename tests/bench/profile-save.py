@@ -24,10 +24,10 @@ import bench  # noqa: E402  (the VM, QMP and mode helpers)
 
 # Where a symbol's time belongs, for the summary (first match wins).
 CATEGORIES = [
-    ('zero scan', ('buffer_is_zero', 'multifd_send_classify')),
+    ('zero scan', ('buffer_is_zero', 'zero_pages_split')),
     ('bitmap walk and batching', ('find_next', 'ram_send_next_run',
                                   'bitmap_', 'multifd_sink_send_pages',
-                                  'set_bit', 'clear_bit', 'file_batch_runs',
+                                  'set_bit', 'clear_bit', 'mapped_ram_join_runs',
                                   'file_send_batch', 'mapped_ram_send')),
     ('copy into the page cache', ('copy_user', 'rep_movs', 'memcpy',
                                   'copy_page', 'filemap_', 'folio')),
