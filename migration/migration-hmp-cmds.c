@@ -122,67 +122,110 @@ static bool hmp_parse_enum(const char *name, const char *str,
     return true;
 }
 
-/* Fills the one member of p that name names. */
-static bool hmp_parse_parameter(MigrateSetParameters *p, const char *name,
-                                const char *str, GError **errp)
+/* How migrate_set_parameter reads a parameter's value. */
+typedef enum {
+    HMP_PARAM_SIZE, /* uint64_t, a size; bare numbers are MiB (QEMU's HMP) */
+    HMP_PARAM_U64,
+    HMP_PARAM_U8,
+    HMP_PARAM_ENUM, /* a QAPI enum, read by parse */
+    HMP_PARAM_BOOL,
+} HMPParamKind;
+
+typedef struct HMPParam {
+    const char *name;
+    HMPParamKind kind;
+    size_t has;   /* offsetof the has_ member in MigrateSetParameters */
+    size_t value; /* offsetof the member */
+    int (*parse)(const char *);
+} HMPParam;
+
+#define HMP_PARAM(name, member, kind, parse)                                   \
+    {                                                                          \
+        name, kind, offsetof(MigrateSetParameters, has_##member),              \
+            offsetof(MigrateSetParameters, member), parse                      \
+    }
+
+static const HMPParam hmp_params[] = {
+    HMP_PARAM("max-bandwidth", max_bandwidth, HMP_PARAM_SIZE, NULL),
+    HMP_PARAM("downtime-limit", downtime_limit, HMP_PARAM_U64, NULL),
+    HMP_PARAM("multifd-channels", multifd_channels, HMP_PARAM_U8, NULL),
+    HMP_PARAM("multifd-zlib-level", multifd_zlib_level, HMP_PARAM_U8, NULL),
+    HMP_PARAM("multifd-zstd-level", multifd_zstd_level, HMP_PARAM_U8, NULL),
+    HMP_PARAM("multifd-compression", multifd_compression, HMP_PARAM_ENUM,
+              MultiFDCompression_parse),
+    HMP_PARAM("zero-page-detection", zero_page_detection, HMP_PARAM_ENUM,
+              ZeroPageDetection_parse),
+    HMP_PARAM("direct-io", direct_io, HMP_PARAM_BOOL, NULL),
+};
+
+/* An enum member is stored as an int. */
+G_STATIC_ASSERT(sizeof(MultiFDCompression) == sizeof(int));
+G_STATIC_ASSERT(sizeof(ZeroPageDetection) == sizeof(int));
+
+/* Reads str into *value (hp->kind's C type); false with errp set if not. */
+static bool hmp_parse_value(const HMPParam *hp, const char *str, void *value,
+                            GError **errp)
 {
     uint64_t v;
+    uint8_t u8;
     int e;
+    bool b;
 
-    if (!strcmp(name, "max-bandwidth")) {
-        /* Bare numbers are MiB/s, as in QEMU's HMP. */
+    switch (hp->kind) {
+    case HMP_PARAM_SIZE:
         if (qemu_strtosz(str, 'M', &v) < 0) {
             error_setg(errp, "Invalid size %s", str);
             return false;
         }
-        p->has_max_bandwidth = true;
-        p->max_bandwidth = v;
-    } else if (!strcmp(name, "downtime-limit")) {
-        if (!hmp_parse_uint(name, str, UINT64_MAX, "uint64_t", &v, errp)) {
+        memcpy(value, &v, sizeof(v));
+        return true;
+    case HMP_PARAM_U64:
+        if (!hmp_parse_uint(hp->name, str, UINT64_MAX, "uint64_t", &v, errp)) {
             return false;
         }
-        p->has_downtime_limit = true;
-        p->downtime_limit = v;
-    } else if (!strcmp(name, "multifd-channels")) {
-        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+        memcpy(value, &v, sizeof(v));
+        return true;
+    case HMP_PARAM_U8:
+        if (!hmp_parse_uint(hp->name, str, UINT8_MAX, "uint8_t", &v, errp)) {
             return false;
         }
-        p->has_multifd_channels = true;
-        p->multifd_channels = v;
-    } else if (!strcmp(name, "multifd-zlib-level")) {
-        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+        u8 = v;
+        memcpy(value, &u8, sizeof(u8));
+        return true;
+    case HMP_PARAM_ENUM:
+        if (!hmp_parse_enum(hp->name, str, hp->parse, &e, errp)) {
             return false;
         }
-        p->has_multifd_zlib_level = true;
-        p->multifd_zlib_level = v;
-    } else if (!strcmp(name, "multifd-zstd-level")) {
-        if (!hmp_parse_uint(name, str, UINT8_MAX, "uint8_t", &v, errp)) {
+        memcpy(value, &e, sizeof(e));
+        return true;
+    case HMP_PARAM_BOOL:
+        if (!hmp_parse_bool(str, &b, errp)) {
             return false;
         }
-        p->has_multifd_zstd_level = true;
-        p->multifd_zstd_level = v;
-    } else if (!strcmp(name, "multifd-compression")) {
-        if (!hmp_parse_enum(name, str, MultiFDCompression_parse, &e, errp)) {
-            return false;
-        }
-        p->has_multifd_compression = true;
-        p->multifd_compression = e;
-    } else if (!strcmp(name, "zero-page-detection")) {
-        if (!hmp_parse_enum(name, str, ZeroPageDetection_parse, &e, errp)) {
-            return false;
-        }
-        p->has_zero_page_detection = true;
-        p->zero_page_detection = e;
-    } else if (!strcmp(name, "direct-io")) {
-        if (!hmp_parse_bool(str, &p->direct_io, errp)) {
-            return false;
-        }
-        p->has_direct_io = true;
-    } else {
-        error_setg(errp, "invalid parameter value: %s", name);
-        return false;
+        memcpy(value, &b, sizeof(b));
+        return true;
     }
-    return true;
+    g_assert_not_reached();
+}
+
+/* Fills the one member of p that name names. */
+static bool hmp_parse_parameter(MigrateSetParameters *p, const char *name,
+                                const char *str, GError **errp)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_params); i++) {
+        const HMPParam *hp = &hmp_params[i];
+
+        if (strcmp(name, hp->name)) {
+            continue;
+        }
+        if (!hmp_parse_value(hp, str, (char *)p + hp->value, errp)) {
+            return false;
+        }
+        *(bool *)((char *)p + hp->has) = true;
+        return true;
+    }
+    error_setg(errp, "invalid parameter value: %s", name);
+    return false;
 }
 
 static void hmp_migrate_set_parameter(GString *out, int argc, char **argv)

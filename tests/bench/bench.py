@@ -1093,9 +1093,20 @@ class Bench:
                     else:
                         src = self.stopped_phase(size, src, args.shm_dir,
                                                  'shm', 1, args.modes)
+                # The image in memory, a guest's private copy of what it
+                # dirties, and the destination.
+                live_need = 2 * size + (args.live_wss or size // 4) + 2 * GiB
                 if args.live_runs and args.live_rates and args.live_modes:
                     if not src.alive():
                         src = self.fill_source(size)
+                    # The source's RAM is freed once the image is made.
+                    avail = meminfo_kib('MemAvailable') * KiB + size
+                    if avail < live_need:
+                        log('[%s] skipping the live guests: %.1f GiB '
+                            'available, %.1f needed' % (
+                                size_label(size), avail / GiB,
+                                live_need / GiB))
+                        continue
                     image = self.make_live_image(src, size)
                     src.quit()
                     try:

@@ -546,6 +546,48 @@ static void test_messages_source(void)
     set_caps_hmp(s, "multifd", false);
     g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
 
+    /* HMP reads each kind of value, and names what it refused. */
+    {
+        static const char *const refused[][2] = {
+            {"multifd-zstd-level 256",
+             "Parameter 'multifd-zstd-level' expects uint8_t"},
+            {"downtime-limit -1",
+             "Parameter 'downtime-limit' expects uint64_t"},
+            {"max-bandwidth 1Q", "Invalid size 1Q"},
+            {"zero-page-detection all",
+             "Parameter 'zero-page-detection' does not accept value 'all'"},
+            {"direct-io maybe", "Invalid boolean 'maybe': expected on, off, "
+                                "yes, no, true or false"},
+            {"no-such-thing 1", "invalid parameter value: no-such-thing"},
+        };
+        char *hmp;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+            g_autofree char *want =
+                g_strdup_printf("Error: %s\r\n", refused[i][1]);
+            g_autofree char *got =
+                qtest_hmp(s, "migrate_set_parameter %s", refused[i][0]);
+
+            g_assert_cmpstr(got, ==, want);
+        }
+        hmp = qtest_hmp(s, "migrate_set_parameter max-bandwidth 3");
+        g_assert_cmpstr(hmp, ==, "");
+        g_free(hmp);
+        hmp = qtest_hmp(s, "migrate_set_parameter multifd-zlib-level 7");
+        g_free(hmp);
+        hmp = qtest_hmp(s, "migrate_set_parameter zero-page-detection legacy");
+        g_free(hmp);
+        hmp = qtest_hmp(s, "info migrate_parameters");
+        /* Bare numbers are MiB/s. */
+        g_assert_nonnull(
+            strstr(hmp, "max-bandwidth: 3145728 bytes/second\r\n"));
+        g_assert_nonnull(strstr(hmp, "multifd-zlib-level: 7\r\n"));
+        g_assert_nonnull(strstr(hmp, "zero-page-detection: legacy\r\n"));
+        g_free(hmp);
+        hmp = qtest_hmp(s, "migrate_set_parameter zero-page-detection multifd");
+        g_free(hmp);
+    }
+
     /* Parameter ranges. */
     mig_expect_multifd_channels_refused(s, 0);
     mig_expect_error_both(

@@ -189,34 +189,48 @@ static bool fs_reports_holes(void)
     return ok;
 }
 
-static void check_join(uint32_t join)
+/*
+ * Saves the pages set in dirty into a fresh file at path, joining gaps of
+ * at most join pages, and opens it: returns the descriptor (*hdr: the
+ * block's layout).
+ */
+static int save_once(const char *path, uint32_t join,
+                     const unsigned long *dirty, MappedRamHeader *hdr)
 {
-    g_autofree char *path = g_build_filename(tmp_dir, "join.mig", NULL);
     g_autofree char *env = g_strdup_printf("%u", join);
-    g_autofree unsigned long *dirty = bitmap_new(BLOCK_PAGES);
-    g_autofree uint8_t *loaded = g_malloc(BLOCK_PAGES * PAGE);
-    uint64_t content_pages = 0, joined_pages = 0;
     QIOChannelFile *fioc;
-    MappedRamHeader hdr;
-    struct stat st;
     QEMUFile *f;
-    bool holes = fs_reports_holes();
     int fd;
 
     g_setenv("MINIVM_MAPPED_RAM_JOIN_GAP", env, true);
-    guest_first_pass(join);
     f = open_output(path, &fioc);
     save_begin(f);
     g_assert_cmpuint(mapped_ram_join_gap_pages(), ==, join);
-    bitmap_fill(dirty, BLOCK_PAGES);
     save_dirty(f, dirty);
     save_end(f, fioc);
     g_unsetenv("MINIVM_MAPPED_RAM_JOIN_GAP");
 
     g_assert_true(mapped_ram_layout(1 + strlen(block->idstr) + 8,
-                                    block->used_length, &hdr));
+                                    block->used_length, hdr));
     fd = open(path, O_RDONLY);
     g_assert_cmpint(fd, >=, 0);
+    return fd;
+}
+
+static void check_join(uint32_t join)
+{
+    g_autofree char *path = g_build_filename(tmp_dir, "join.mig", NULL);
+    g_autofree unsigned long *dirty = bitmap_new(BLOCK_PAGES);
+    g_autofree uint8_t *loaded = g_malloc(BLOCK_PAGES * PAGE);
+    uint64_t content_pages = 0, joined_pages = 0;
+    MappedRamHeader hdr;
+    struct stat st;
+    bool holes = fs_reports_holes();
+    int fd;
+
+    guest_first_pass(join);
+    bitmap_fill(dirty, BLOCK_PAGES);
+    fd = save_once(path, join, dirty, &hdr);
     for (uint64_t p = 0; p < BLOCK_PAGES; p++) {
         bool zero = buffer_is_zero(block->host + p * PAGE, PAGE);
         bool joined = false;
@@ -372,9 +386,7 @@ static void test_first_word_zero(void)
     g_autofree char *path = g_build_filename(tmp_dir, "word.mig", NULL);
     g_autofree unsigned long *dirty = bitmap_new(BLOCK_PAGES);
     g_autofree uint8_t *loaded = g_malloc(BLOCK_PAGES * PAGE);
-    QIOChannelFile *fioc;
     MappedRamHeader hdr;
-    QEMUFile *f;
     bool holes = fs_reports_holes();
     int fd;
 
@@ -391,19 +403,8 @@ static void test_first_word_zero(void)
     }
     page_fill_last_byte(310); /* last page of the dirty run below */
 
-    g_setenv("MINIVM_MAPPED_RAM_JOIN_GAP",
-             G_STRINGIFY(MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT), true);
-    f = open_output(path, &fioc);
-    save_begin(f);
     bitmap_set(dirty, 0, 311);
-    save_dirty(f, dirty);
-    save_end(f, fioc);
-    g_unsetenv("MINIVM_MAPPED_RAM_JOIN_GAP");
-
-    g_assert_true(mapped_ram_layout(1 + strlen(block->idstr) + 8,
-                                    block->used_length, &hdr));
-    fd = open(path, O_RDONLY);
-    g_assert_cmpint(fd, >=, 0);
+    fd = save_once(path, MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT, dirty, &hdr);
     for (uint64_t p = 10; p < 13; p++) {
         g_assert_true(file_bit(fd, &hdr, p));
     }
@@ -413,8 +414,8 @@ static void test_first_word_zero(void)
         g_assert_cmpint(file_bit(fd, &hdr, p), ==, p == 150);
     }
     if (holes) {
-        g_assert_false(file_has_data(fd, hdr.pages_offset + 100 * PAGE,
-                                     50 * PAGE));
+        g_assert_false(
+            file_has_data(fd, hdr.pages_offset + 100 * PAGE, 50 * PAGE));
         g_assert_true(file_has_data(fd, hdr.pages_offset + 150 * PAGE, PAGE));
     }
     close(fd);
