@@ -1,47 +1,102 @@
 /*
  * Zero-page detection for the page senders (see migration/zero-pages.h).
- * It is most of what a direct-io save spends on the CPU besides the I/O:
- * proving a page zero reads all of it, so the pages a writer will write
- * anyway are not proved.
+ * It was most of what a direct-io save spent on the CPU besides the I/O:
+ * proving a page zero reads all of it, and even the first word of every
+ * page is a cache miss. A writer that joins zero gaps of `join` pages
+ * only needs the zero runs longer than that, and every such run holds a
+ * page at a stride of join + 1: only those pages are looked at first.
  */
 #include "qemu/osdep.h"
 
 #include "migration/zero-pages.h"
 #include "qemu/cutils.h"
 
-static inline uint64_t page_offset(const uint64_t *offsets, uint64_t first,
-                                   uint32_t i)
+typedef struct ZeroPagesSplit {
+    const uint8_t *host;
+    const uint64_t *offsets; /* NULL: page i is page first + i */
+    uint64_t first;
+    uint64_t *normal;
+    uint64_t *zero;
+    uint32_t num_normal, num_zero;
+} ZeroPagesSplit;
+
+static inline uint64_t page_offset(const ZeroPagesSplit *z, uint32_t i)
 {
-    return offsets ? offsets[i] : (first + i) << TARGET_PAGE_BITS;
+    return z->offsets ? z->offsets[i] : (z->first + i) << TARGET_PAGE_BITS;
 }
 
-/*
- * Bit i of has_content: page i's first word is not zero. Read for the whole
- * batch first, with no branch on what the loads bring: each first word is
- * a cache miss (another page), and a mispredicted branch on one would
- * throw away the loads issued after it, so they would queue one behind
- * the other instead of overlapping.
- */
-static void first_words(const uint8_t *host, const uint64_t *offsets,
-                        uint64_t first, uint32_t n, uint64_t *has_content)
+static inline bool first_word_zero(const ZeroPagesSplit *z, uint32_t i)
 {
-    for (uint32_t w = 0; w < DIV_ROUND_UP(n, 64); w++) {
-        uint32_t end = MIN(n, (w + 1) * 64);
-        uint64_t bits = 0;
+    uint64_t word;
 
-        for (uint32_t i = w * 64; i < end; i++) {
-            uint64_t word;
+    memcpy(&word, z->host + page_offset(z, i), sizeof(word));
+    return !word;
+}
 
-            memcpy(&word, host + page_offset(offsets, first, i), sizeof(word));
-            bits |= (uint64_t)(word != 0) << (i % 64);
-        }
-        has_content[w] = bits;
+static void add_normal(ZeroPagesSplit *z, uint32_t start, uint32_t end)
+{
+    for (uint32_t i = start; i < end; i++) {
+        z->normal[z->num_normal++] = page_offset(z, i);
     }
 }
 
-static inline bool first_word_zero(const uint64_t *has_content, uint32_t i)
+/* Pages [start, end) read whole: zero ones apart. */
+static void add_proved(ZeroPagesSplit *z, uint32_t start, uint32_t end)
 {
-    return !(has_content[i / 64] >> (i % 64) & 1);
+    for (uint32_t i = start; i < end; i++) {
+        uint64_t offset = page_offset(z, i);
+
+        if (buffer_is_zero(z->host + offset, TARGET_PAGE_SIZE)) {
+            z->zero[z->num_zero++] = offset;
+        } else {
+            z->normal[z->num_normal++] = offset;
+        }
+    }
+}
+
+/*
+ * Pages [start, end), in a row in guest RAM. Fewer than join + 1 of them
+ * (isolated dirty pages of a later pass) are all tested: there is nothing
+ * to join them to. Otherwise only the pages at a stride of join + 1 are: a
+ * run of more than join pages whose first word is zero holds one of them,
+ * which finds the whole run (first words around it) to be read whole.
+ */
+static void split_row(ZeroPagesSplit *z, uint32_t start, uint32_t end,
+                      uint32_t join)
+{
+    uint32_t done = start; /* pages before it are sorted */
+
+    if (end - start <= join) {
+        for (uint32_t i = start; i < end; i++) {
+            if (first_word_zero(z, i)) {
+                add_proved(z, i, i + 1);
+            } else {
+                add_normal(z, i, i + 1);
+            }
+        }
+        return;
+    }
+    for (uint32_t p = start + join; p < end; p += join + 1) {
+        uint32_t lo = p, hi = p + 1;
+
+        if (p < done || !first_word_zero(z, p)) {
+            continue;
+        }
+        while (lo > done && first_word_zero(z, lo - 1)) {
+            lo--;
+        }
+        while (hi < end && first_word_zero(z, hi)) {
+            hi++;
+        }
+        add_normal(z, done, lo);
+        if (hi - lo > join) {
+            add_proved(z, lo, hi);
+        } else {
+            add_normal(z, lo, hi);
+        }
+        done = hi;
+    }
+    add_normal(z, done, end);
 }
 
 void zero_pages_split(const uint8_t *host, const uint64_t *offsets,
@@ -49,53 +104,24 @@ void zero_pages_split(const uint8_t *host, const uint64_t *offsets,
                       uint64_t *normal, uint32_t *num_normal, uint64_t *zero,
                       uint32_t *num_zero)
 {
-    uint64_t has_content[ZERO_PAGES_SPLIT_MAX / 64];
-    uint32_t nn = 0, nz = 0, i = 0;
+    ZeroPagesSplit z = {host, offsets, first, normal, zero, 0, 0};
+    uint32_t i = 0;
 
     g_assert(n <= ZERO_PAGES_SPLIT_MAX);
-    if (detect) {
-        first_words(host, offsets, first, n, has_content);
+    if (!detect) {
+        add_normal(&z, 0, n);
     }
-    while (i < n) {
-        uint64_t start = page_offset(offsets, first, i);
+    while (detect && i < n) {
         uint32_t end = i + 1;
-        uint64_t after;
-        bool bridged;
 
-        if (!detect || !first_word_zero(has_content, i)) {
-            normal[nn++] = start;
-            i++;
-            continue;
-        }
-        /* [i, end): pages in a row whose first word is zero, <= join + 1. */
-        while (end < n && end - i <= join) {
-            uint64_t next = page_offset(offsets, first, end);
-
-            if (next != start + ((uint64_t)(end - i) << TARGET_PAGE_BITS) ||
-                !first_word_zero(has_content, end)) {
-                break;
-            }
+        /* A page outside the batch may hold a valid slot: rows stop there. */
+        while (end < n && page_offset(&z, end) ==
+                              page_offset(&z, end - 1) + TARGET_PAGE_SIZE) {
             end++;
         }
-        /*
-         * Bridged: the page before is a normal one right next to it, and
-         * the loop stopped at a page right after it because that page has
-         * content (not for the length, the batch's end or a gap).
-         */
-        after = start + ((uint64_t)(end - i) << TARGET_PAGE_BITS);
-        bridged = end - i <= join && nn &&
-                  normal[nn - 1] + TARGET_PAGE_SIZE == start && end < n &&
-                  page_offset(offsets, first, end) == after;
-        for (; i < end; i++) {
-            uint64_t offset = page_offset(offsets, first, i);
-
-            if (bridged || !buffer_is_zero(host + offset, TARGET_PAGE_SIZE)) {
-                normal[nn++] = offset;
-            } else {
-                zero[nz++] = offset;
-            }
-        }
+        split_row(&z, i, end, join);
+        i = end;
     }
-    *num_normal = nn;
-    *num_zero = nz;
+    *num_normal = z.num_normal;
+    *num_zero = z.num_zero;
 }

@@ -11,18 +11,21 @@
 #define ZERO_PAGES_SPLIT_MAX 512
 
 /*
- * Splits n (<= ZERO_PAGES_SPLIT_MAX) pages of a block (host is its RAM) into
- * those to write (normal, byte offsets) and the zero ones (zero): page i is at
- * byte offsets[i], or at page first + i when offsets is NULL; offsets ascend.
- * Without detect every page is normal.
+ * Splits n (<= ZERO_PAGES_SPLIT_MAX) pages of a block (host is its RAM)
+ * into those to write (normal, byte offsets) and the zero ones (zero):
+ * page i is at byte offsets[i], or at page first + i when offsets is NULL;
+ * offsets ascend. Without detect every page is normal.
  *
- * A page whose first word is not zero has content (nearly every page with
- * content shows it there: one cache line read). The others are read whole
- * (buffer_is_zero), except a run of at most `join` of them, in a row,
- * between two pages with content right before and after it: a writer that
- * joins zero gaps of `join` pages writes such a run with its neighbours
- * whatever it holds, so it is normal, unread. With join 0 every page
- * whose first word is zero is read whole.
+ * A writer that joins zero gaps of at most `join` pages (and writes them
+ * whatever they hold) only needs the longer zero runs. So, in each row of
+ * pages that follow each other in RAM, only the pages at a stride of
+ * join + 1 are looked at (their first word: nearly every page with content
+ * shows it there). Any run of more than join pages whose first word is
+ * zero holds one of them, which finds the run (the first words around
+ * it); such a run is read whole (buffer_is_zero), its zero pages go to
+ * zero and the others to normal. Every other page is normal, unread. A row
+ * of at most join pages (isolated dirty pages) has every page tested.
+ * With join 0 every page whose first word is zero is read whole.
  */
 void zero_pages_split(const uint8_t *host, const uint64_t *offsets,
                       uint64_t first, uint32_t n, uint32_t join, bool detect,

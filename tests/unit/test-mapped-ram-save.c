@@ -379,7 +379,7 @@ static void page_fill_last_byte(uint64_t p)
  * Pages whose first word is zero but that have content: one inside a gap
  * short enough to be joined (written unread), one alone inside a long gap
  * (read whole: content, its bit set, the pages around it holes), one at
- * the end of a run (nothing after it to join to: read whole too).
+ * the end of a run (written unread: no long zero run there).
  */
 static void test_first_word_zero(void)
 {
