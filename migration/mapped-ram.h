@@ -83,10 +83,9 @@ bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
  * may fill it with anything. Writers use that to join two runs of pages
  * with content that are separated by a few zero pages into one write: the
  * zero pages go out from guest RAM (zero there, nothing copied). Such a
- * gap is not even proved zero (zero_pages_split(): only the first word of
- * each page is read), so its pages are written as they are and get their
- * bits set, like any page written; a gap proved zero (at a batch's edge)
- * keeps its bits clear. Longer zero gaps stay holes, so the file stays
+ * gap is not even read (zero_pages_split() looks for the longer runs
+ * only), so its pages are written as they are and get their bits set,
+ * like any page written; zero pages proved zero keep their bits clear. Longer zero gaps stay holes, so the file stays
  * sparse where the guest has free memory. Gaps of at most this many pages
  * are joined (the choice is measured in docs/devel/benchmarks.md).
  */

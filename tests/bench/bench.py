@@ -57,6 +57,7 @@ save, restore and dd, where permitted; the output says when it is not.
 import argparse
 import csv
 import datetime
+import glob
 import json
 import os
 import platform
@@ -1535,7 +1536,11 @@ def update_docs(repo, notes, command, md_table, charts):
     if command:
         block += ['- command: `%s`' % command]
     block += ['', md_table, '']
-    for size, svg in charts[:1]:
+    # One chart per size; those of earlier runs go.
+    for old in glob.glob(os.path.join(repo, 'docs', 'devel',
+                                      'benchmarks-*.svg')):
+        os.unlink(old)
+    for size, svg in charts:
         name = 'benchmarks-%s.svg' % size_label(size)
         shutil.copy(svg, os.path.join(repo, 'docs', 'devel', name))
         block += ['![save/restore GiB/s per mode, %s guest](%s)' %
