@@ -419,6 +419,10 @@ def run_cmd(argv):
     return r.stdout.strip()
 
 
+class NoSpaceError(RuntimeError):
+    """The benchmark would fill the disk it runs on: the run stops."""
+
+
 class LoopDisk:
     """The default target directory: an ext4 file system in a file on the
     build tree's disk, on a loop device with direct I/O (no second page
@@ -469,7 +473,23 @@ class LoopDisk:
         self.mounted_here = True
         return self.data_dir()
 
+    # What the file system holding the image must keep free: the rest of
+    # the machine (a build, the test suite) still needs room.
+    KEEP_FREE = 8 * GiB
+
     def make_image(self):
+        old = os.stat(self.image).st_blocks * 512 \
+            if os.path.exists(self.image) else 0
+        st = os.statvfs(self.root)
+        left = st.f_bavail * st.f_frsize + old - self.nbytes
+        if left < self.KEEP_FREE:
+            raise NoSpaceError(
+                'not enough space for the benchmark file system (%.0f GiB '
+                'for --sizes up to %.0f GiB) in %s: it would leave %.1f GiB '
+                'free, under %.0f GiB; free some space, measure smaller '
+                'sizes, or pass --dir' % (
+                    self.nbytes / GiB, (self.nbytes - 4 * GiB) / 2 / GiB,
+                    self.root, left / GiB, self.KEEP_FREE / GiB))
         if os.path.exists(self.image):
             os.unlink(self.image)
         log('making the benchmark file system: %s, %.0f GiB (written '
@@ -1678,6 +1698,8 @@ def choose_dir(args):
         try:
             args.dir = args.loop.setup()
             args.dir_note = args.loop.describe()
+        except NoSpaceError:
+            raise
         except (RuntimeError, OSError) as e:
             log('note: cannot mount the benchmark file system (%s); using '
                 'a plain directory' % e)
@@ -1709,7 +1731,11 @@ def main(argv):
         rows, meta = load_results(args.report_from)
         render(args.report_from, rows, meta, args.update_docs, args.repo)
         return 0
-    choose_dir(args)
+    try:
+        choose_dir(args)
+    except NoSpaceError as e:
+        log('error: %s' % e)
+        return 2
     started = datetime.datetime.now()
     load_start = os.getloadavg()
     log('minivm save/restore benchmark: sizes %s, dir %s, runs %d, modes %s; '
