@@ -561,6 +561,29 @@ def pair_mappings(src_maps, dst_maps, ram_size):
     return [(m, by_len[m[1]]) for m in src_maps]
 
 
+def count_nonzero_bytes(pid):
+    """Bytes of the guest's RAM blocks in pages that are not all zero: what
+    a save that leaves every zero page out writes, and what the dd
+    baselines move (read through /proc/PID/mem)."""
+    total = 0
+    data = bytearray(COMPARE_CHUNK)
+    view = memoryview(data)
+    fd = os.open('/proc/%d/mem' % pid, os.O_RDONLY)
+    try:
+        for start, length, _ in ram_mappings(pid):
+            for off in range(0, length, COMPARE_CHUNK):
+                n = min(COMPARE_CHUNK, length - off)
+                if read_full(fd, view[:n], start + off) != n:
+                    raise RuntimeError('short read of /proc/%d/mem' % pid)
+                for p in range(0, n, PAGE):
+                    if view[p:p + PAGE] != ZERO_PAGE:
+                        total += PAGE
+    finally:
+        view.release()
+        os.close(fd)
+    return total
+
+
 def compare_ram_mem(src_pid, dst_pid, src_maps, dst_maps, ram_size):
     """Byte-compares the RAM blocks of two stopped minivms.
 
@@ -720,6 +743,7 @@ class Bench:
         self.baselines = {}      # (size, dirlabel, run) -> {kind: bytes/s}
         self.na = {}             # (size, dirlabel, guest, mode) -> reason
         self.normal_bytes = {}   # size -> bytes a stopped save writes
+        self.nonzero_bytes = {}  # size -> bytes of pages with content
         self.live_image = None
         os.makedirs(args.out, exist_ok=True)
         self.logdir = os.path.join(args.out, 'logs')
@@ -743,6 +767,10 @@ class Bench:
         vm.wait_serial('F', 120 + 60 * size / GiB)
         vm.qmp.cmd('stop')
         log('[%s] filled in %.1f s' % (size_label(size), time.monotonic() - t))
+        if size not in self.nonzero_bytes:
+            self.nonzero_bytes[size] = count_nonzero_bytes(vm.pid)
+            log('[%s] pages with content: %.2f GiB' %
+                (size_label(size), self.nonzero_bytes[size] / GiB))
         return vm
 
     def timeout(self, size):
@@ -849,6 +877,7 @@ class Bench:
         row['status'] = status
         row['reason'] = reason
         size = row['size_bytes']
+        row['nonzero_bytes'] = self.nonzero_bytes.get(size)
         if row.get('wall_s'):
             row['gib_s'] = size / GiB / row['wall_s']
             if row.get('cpu_s') is not None:
@@ -923,7 +952,7 @@ class Bench:
         return time.time() - t
 
     def run_baselines(self, base, size, dirpath, with_memcpy):
-        nbytes = self.normal_bytes.get(size)
+        nbytes = self.nonzero_bytes.get(size) or self.normal_bytes.get(size)
         if not nbytes:
             return False
         count = (nbytes + MiB - 1) // MiB
@@ -1168,10 +1197,29 @@ BASELINE_FOR = {  # (op, direct-io) -> baseline kind
 }
 
 
+def baselines_of(rows):
+    """The baseline rates (bytes/s) of an earlier run's rows, keyed as
+    Bench.baselines."""
+    rates = {}
+    for r in rows:
+        if r['guest'] == 'baseline' and r['status'] == 'ok' and \
+                r.get('wall_s') and r.get('normal_bytes'):
+            rates.setdefault((r['size_bytes'], r['dir_label'], r['run']),
+                             {})[r['mode']] = r['normal_bytes'] / r['wall_s']
+    return rates
+
+
 def add_ratios(rows, baselines):
-    """x dd for every measured row: the matching dd's time for the row's
-    bytes (same run when there is one, else the median of the size and
-    directory) over the row's wall time."""
+    """x dd for every measured row: the matching dd's time for the guest's
+    pages with content (same run when there is one, else the median of the
+    size and directory) over the row's wall time. A save that writes more
+    (zero pages joined into its writes) gets no credit for them. Runs from
+    before nonzero_bytes was recorded: a stopped plain save's normal bytes
+    (the plain stream leaves every zero page out), else the row's own."""
+    plain = {r['size_bytes']: r['normal_bytes'] for r in rows
+             if r['status'] == 'ok' and r['guest'] == 'stopped'
+             and r['mode'] == 'plain' and r['op'] == 'save'
+             and r.get('normal_bytes')}
     for r in rows:
         if r['status'] != 'ok' or r['guest'] == 'baseline':
             continue
@@ -1184,9 +1232,11 @@ def add_ratios(rows, baselines):
                      if s == r['size_bytes'] and d == r['dir_label']
                      and kind in b]
             rate = statistics.median(rates) if rates else None
-        if rate and r.get('normal_bytes'):
+        nbytes = (r.get('nonzero_bytes') or plain.get(r['size_bytes'])
+                  or r.get('normal_bytes'))
+        if rate and nbytes:
             r['dd_baseline'] = kind
-            r['ratio_dd'] = (r['normal_bytes'] / rate) / r['wall_s']
+            r['ratio_dd'] = (nbytes / rate) / r['wall_s']
 
 
 def summarize(rows):
@@ -1312,7 +1362,8 @@ def markdown_table(head, lines):
 CSV_FIELDS = ['size_bytes', 'dir_label', 'dir', 'guest', 'mode', 'op', 'run',
               'status', 'reason', 'wall_s', 'gib_s', 'ratio_dd',
               'dd_baseline', 'total_time_ms', 'downtime_ms', 'setup_time_ms',
-              'passes', 'normal_bytes', 'transferred_bytes', 'multifd_bytes',
+              'passes', 'normal_bytes', 'nonzero_bytes', 'transferred_bytes',
+              'multifd_bytes',
               'cpu_s', 'cpu_total_s', 'cpu_s_per_gib', 'vm_hwm_mib',
               'guest_rss_mib', 'rss_extra_mib', 'cache_growth_mib',
               'file_cached_mib', 'file_apparent_bytes', 'file_alloc_bytes',
@@ -1515,7 +1566,7 @@ def render(out, rows, meta, update_docs_too, repo):
                     markdown_table(head, lines), charts)
 
 
-INT_FIELDS = ('size_bytes', 'run')
+INT_FIELDS = ('size_bytes', 'run', 'nonzero_bytes')
 
 
 def load_results(out):
@@ -1729,6 +1780,8 @@ def main(argv):
     args = parse_args(argv)
     if args.report_from:
         rows, meta = load_results(args.report_from)
+        # The ratios again, as this version computes them.
+        add_ratios(rows, baselines_of(rows))
         render(args.report_from, rows, meta, args.update_docs, args.repo)
         return 0
     try:
