@@ -707,8 +707,10 @@ static void test_fail_channel_write_error(void)
 
 /*
  * No channel ever reaches the destination (the proxy drops them): the
- * source fails, and the destination, which waits for them at the first
- * sync point, gives up once the source has closed the main channel.
+ * source fails, and the destination gives up once the source has closed
+ * the main channel: waiting for the channels at the first sync point, or,
+ * when the source failed before sending that far (a slow machine, TSan),
+ * reading the main stream, which ends in the middle of the RAM section.
  */
 static void test_fail_channels_never_connect(void)
 {
@@ -721,7 +723,10 @@ static void test_fail_channels_never_connect(void)
     proxy_stop(m.proxy);
     migrate_wait_status(dst, "failed", MIG_TIMEOUT);
     dst_err = migrate_error_desc(dst);
-    g_assert_nonnull(strstr(dst_err, "before any multifd channel connected"));
+    if (!strstr(dst_err, "before any multifd channel connected") &&
+        !strstr(dst_err, "'ram': Unexpected end of migration stream")) {
+        g_error("destination failed with: %s", dst_err);
+    }
     mig_assert_runstate(dst, "inmigrate");
     qtest_quit(dst);
     qtest_quit(src);
