@@ -21,6 +21,8 @@
 #include "qemu/bitmap.h"
 #include "system/ramblock.h"
 
+#include "../fuzz/stream-vm.h"
+
 #define PAGES      3000
 #define MARKER     0x5a /* guest RAM before the load */
 #define GARBAGE    0xee /* clear-bit slots that are not holes */
@@ -179,37 +181,13 @@ static void test_main_channel(void)
     qemu_fclose(f);
 }
 
-static void set_multifd(int channels)
-{
-    MigrationCapabilityStatus status = {
-        .capability = MIGRATION_CAPABILITY_MULTIFD,
-        .state = channels > 0,
-    };
-    MigrationCapabilityStatusList list = {.value = &status};
-    MigrateSetParameters params = {
-        .has_multifd_channels = true,
-        .multifd_channels = channels,
-    };
-    GError *err = NULL;
-
-    if (channels > 0) {
-        qmp_migrate_set_parameters(&params, &err);
-        g_assert_no_error(err);
-    }
-    if (migrate_multifd() != (channels > 0)) {
-        qmp_migrate_set_capabilities(&list, &err);
-        g_assert_no_error(err);
-    }
-    multifd_set_incoming_file(channels > 0 ? file_path : NULL);
-}
-
 static void test_multifd(gconstpointer opaque)
 {
     int channels = GPOINTER_TO_INT(opaque);
     GError *err = NULL;
     QEMUFile *f = open_input();
 
-    set_multifd(channels);
+    stream_vm_set_multifd(channels, file_path);
     memset(rb->host, MARKER, rb->used_length);
     g_assert_cmpint(multifd_file_load_block(f, rb, &err), ==, 0);
     g_assert_no_error(err);
@@ -222,7 +200,7 @@ static void test_multifd(gconstpointer opaque)
     check_ram();
     check_stream_after(f);
     qemu_fclose(f);
-    set_multifd(0);
+    stream_vm_set_multifd(0, file_path);
 }
 
 int main(int argc, char **argv)
