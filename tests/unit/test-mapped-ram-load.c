@@ -15,9 +15,7 @@
 #include "io/channel-file.h"
 #include "migration/mapped-ram.h"
 #include "migration/multifd.h"
-#include "migration/options.h"
 #include "migration/qemu-file.h"
-#include "qapi/qapi-commands.h"
 #include "qemu/bitmap.h"
 #include "system/ramblock.h"
 
