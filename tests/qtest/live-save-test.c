@@ -192,6 +192,18 @@ static char *file_sha256(const char *path)
     return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (guchar *)data, len);
 }
 
+/* `migrate` to uri, which must be refused: the error's description. */
+static char *migrate_refused(QTestState *src, const char *uri)
+{
+    g_autoptr(JsonObject) resp = qtest_qmp(
+        src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
+    JsonObject *error;
+
+    g_assert_true(json_object_has_member(resp, "error"));
+    error = json_object_get_object_member(resp, "error");
+    return g_strdup(json_object_get_string_member(error, "desc"));
+}
+
 /*
  * A 64 MiB tmpfs, a 24 MiB old save behind a 4 KiB manager header in it,
  * and a 128 MiB guest whose mapped-ram bound (about 140 MiB) fits neither
@@ -207,8 +219,8 @@ static void test_refused_keeps_file(void)
     g_autofree char *after = NULL;
     g_autofree char *status = NULL;
     struct stat st0, st1;
+    g_autofree char *desc = NULL;
     QTestState *src;
-    const char *desc;
 
     if (!dir) {
         return;
@@ -221,18 +233,10 @@ static void test_refused_keeps_file(void)
 
     src = qtest_init("-m 128M -workload idle");
     mig_set_multifd(src, 2, true);
-    {
-        g_autoptr(JsonObject) resp = qtest_qmp(
-            src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-        JsonObject *error;
-
-        g_assert_true(json_object_has_member(resp, "error"));
-        error = json_object_get_object_member(resp, "error");
-        desc = json_object_get_string_member(error, "desc");
-        g_test_message("refused: %s", desc);
-        g_assert_nonnull(strstr(desc, "Not enough free space for the "
-                                      "migration file: need "));
-    }
+    desc = migrate_refused(src, uri);
+    g_test_message("refused: %s", desc);
+    g_assert_nonnull(
+        strstr(desc, "Not enough free space for the migration file: need "));
     status = migrate_query_status(src);
     g_assert_cmpstr(status, ==, "none");
 
@@ -262,12 +266,7 @@ static void test_refused_new_file(void)
     uri = g_strdup_printf("file:%s", path);
     src = qtest_init("-m 128M -workload idle");
     mig_set_multifd(src, 2, true);
-    {
-        g_autoptr(JsonObject) resp = qtest_qmp(
-            src, "{'execute': 'migrate', 'arguments': {'uri': '%s'}}", uri);
-
-        g_assert_true(json_object_has_member(resp, "error"));
-    }
+    g_free(migrate_refused(src, uri));
     g_assert_false(g_file_test(path, G_FILE_TEST_EXISTS));
     qtest_quit(src);
     tmpfs_free(g_steal_pointer(&dir));
