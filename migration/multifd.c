@@ -919,15 +919,20 @@ static MultiFDRecvState *multifd_recv_state_new(bool file, int expected)
 }
 
 /* The socket receive state, created by whoever needs it first. */
+static MultiFDRecvState *multifd_recv_socket_state_locked(void)
+{
+    if (!recv_state && !recv_done) {
+        recv_state = multifd_recv_state_new(false, 0);
+    }
+    return recv_state;
+}
+
 static MultiFDRecvState *multifd_recv_socket_state(void)
 {
     MultiFDRecvState *st;
 
     qemu_mutex_lock(&recv_lock);
-    if (!recv_state && !recv_done) {
-        recv_state = multifd_recv_state_new(false, 0);
-    }
-    st = recv_state;
+    st = multifd_recv_socket_state_locked();
     qemu_mutex_unlock(&recv_lock);
     return st;
 }
@@ -944,28 +949,38 @@ static MultiFDRecvChannel *multifd_recv_channel_new(MultiFDRecvState *st)
 
 bool multifd_recv_new_channel(QIOChannel *ioc)
 {
-    MultiFDRecvState *st = multifd_recv_socket_state();
+    MultiFDRecvState *st;
     MultiFDRecvChannel *c;
-    bool enough;
+    bool enough = true;
 
+    /*
+     * recv_lock until the channel is in st->all: the load thread's
+     * cleanup (multifd_recv_cleanup) detaches st under it and then frees
+     * it, joining only the channels it finds there.
+     */
+    qemu_mutex_lock(&recv_lock);
+    st = multifd_recv_socket_state_locked();
     if (!st || st->file) {
+        qemu_mutex_unlock(&recv_lock);
         qio_channel_unref(ioc);
         return true;
     }
     c = multifd_recv_channel_new(st);
     c->ioc = ioc;
     qemu_mutex_lock(&st->lock);
-    if (st->quit) {
-        qemu_mutex_unlock(&st->lock);
+    if (!st->quit) {
+        g_ptr_array_add(st->all, c);
+        enough = st->expected && (int)st->all->len >= st->expected;
+        c->thread = g_thread_new("mig/dst/recv", multifd_socket_recv_thread, c);
+        c = NULL;
+    }
+    qemu_mutex_unlock(&st->lock);
+    qemu_mutex_unlock(&recv_lock);
+    if (c) {
         qio_channel_unref(ioc);
         qemu_cond_destroy(&c->cond);
         g_free(c);
-        return true;
     }
-    g_ptr_array_add(st->all, c);
-    enough = st->expected && (int)st->all->len >= st->expected;
-    c->thread = g_thread_new("mig/dst/recv", multifd_socket_recv_thread, c);
-    qemu_mutex_unlock(&st->lock);
     return enough;
 }
 
