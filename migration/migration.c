@@ -880,6 +880,8 @@ static gboolean incoming_exit_on_error(gpointer opaque)
 
     fprintf(stderr, "minivm: load of migration failed: %s\n", msg);
     fflush(stderr);
+    /* The load thread has reported; join it so that no thread outlives us. */
+    migration_shutdown();
     exit(EXIT_FAILURE);
     return G_SOURCE_REMOVE;
 }
