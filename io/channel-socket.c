@@ -397,9 +397,8 @@ static int connect_retry(int fd, const struct sockaddr *sa, socklen_t len)
  * Fails with ECANCELED when cancelled() says so. The socket is left
  * blocking again.
  */
-static int connect_cancellable(int fd, const struct sockaddr *sa,
-                               socklen_t len, QIOChannelCancelFunc cancelled,
-                               void *opaque)
+static int connect_cancellable(int fd, const struct sockaddr *sa, socklen_t len,
+                               QIOChannelCancelFunc cancelled, void *opaque)
 {
     int flags = fcntl(fd, F_GETFL);
     int saved_errno;
@@ -487,6 +486,67 @@ static int resolve(const char *host, const char *port, bool passive,
     return 0;
 }
 
+/* Readies a socket for one address: 0, or -1 with errno set. */
+typedef int (*TcpSocketSetup)(int fd, const struct addrinfo *ai, void *opaque);
+
+/*
+ * A TCP socket for the first address of host:port that setup readies (a
+ * connect, or a bind and listen); -1 with "<what> '<addr>'" and the last
+ * failure's errno in errp when none does.
+ */
+static int tcp_socket_first(const char *addr, const char *host,
+                            const char *port, bool passive,
+                            TcpSocketSetup setup, void *opaque,
+                            const char *what, GError **errp)
+{
+    struct addrinfo *res;
+    struct addrinfo *ai;
+    int saved_errno = 0;
+    int fd = -1;
+
+    if (resolve(host, port, passive, &res, errp) < 0) {
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            saved_errno = errno;
+            continue;
+        }
+        if (setup(fd, ai, opaque) == 0) {
+            break;
+        }
+        saved_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, saved_errno, "%s '%s'", what, addr);
+    }
+    return fd;
+}
+
+typedef struct ConnectSetup {
+    QIOChannelCancelFunc cancelled;
+    void *opaque;
+} ConnectSetup;
+
+static int connect_setup(int fd, const struct addrinfo *ai, void *opaque)
+{
+    ConnectSetup *c = opaque;
+    int one = 1;
+
+    if (connect_maybe_cancellable(fd, ai->ai_addr, ai->ai_addrlen, c->cancelled,
+                                  c->opaque) < 0) {
+        return -1;
+    }
+    /* The monitor's small replies must not wait for Nagle. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return 0;
+}
+
 /* rel: the body of both connects; cancelled may be NULL (blocking). */
 static QIOChannelSocket *socket_connect(const char *addr,
                                         QIOChannelCancelFunc cancelled,
@@ -495,9 +555,6 @@ static QIOChannelSocket *socket_connect(const char *addr,
     g_autofree char *path = NULL;
     g_autofree char *host = NULL;
     g_autofree char *port = NULL;
-    struct addrinfo *res;
-    struct addrinfo *ai;
-    int saved_errno = 0;
     int fd;
 
     if (!parse_address(addr, &path, &host, &port, errp)) {
@@ -514,8 +571,8 @@ static QIOChannelSocket *socket_connect(const char *addr,
             error_setg_errno(errp, errno, "Unable to create socket");
             return NULL;
         }
-        if (connect_maybe_cancellable(fd, (struct sockaddr *)&sun,
-                                      sizeof(sun), cancelled, opaque) < 0) {
+        if (connect_maybe_cancellable(fd, (struct sockaddr *)&sun, sizeof(sun),
+                                      cancelled, opaque) < 0) {
             error_setg_errno(errp, errno, "Failed to connect to '%s'", addr);
             close(fd);
             return NULL;
@@ -523,35 +580,10 @@ static QIOChannelSocket *socket_connect(const char *addr,
         return socket_wrap(fd, AF_UNIX, addr);
     }
 
-    if (resolve(host, port, false, &res, errp) < 0) {
-        return NULL;
-    }
-    fd = -1;
-    for (ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        if (connect_maybe_cancellable(fd, ai->ai_addr, ai->ai_addrlen,
-                                      cancelled, opaque) == 0) {
-            /* The monitor's small replies must not wait for Nagle. */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            break;
-        }
-        saved_errno = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, saved_errno, "Failed to connect to '%s'", addr);
-        return NULL;
-    }
-    return socket_wrap(fd, AF_INET, addr);
+    fd = tcp_socket_first(addr, host, port, false, connect_setup,
+                          &(ConnectSetup){cancelled, opaque},
+                          "Failed to connect to", errp);
+    return fd < 0 ? NULL : socket_wrap(fd, AF_INET, addr);
 }
 
 QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
@@ -560,9 +592,10 @@ QIOChannelSocket *qio_channel_socket_connect(const char *addr, GError **errp)
 }
 
 /* rel */
-QIOChannelSocket *qio_channel_socket_connect_cancellable(
-    const char *addr, QIOChannelCancelFunc cancelled, void *opaque,
-    GError **errp)
+QIOChannelSocket *
+qio_channel_socket_connect_cancellable(const char *addr,
+                                       QIOChannelCancelFunc cancelled,
+                                       void *opaque, GError **errp)
 {
     return socket_connect(addr, cancelled, opaque, errp);
 }
@@ -616,41 +649,25 @@ static QIOChannelSocket *listen_unix(const char *addr, const char *path,
     return &s->pub;
 }
 
+static int listen_setup(int fd, const struct addrinfo *ai, void *opaque)
+{
+    int one = 1;
+
+    /* A restarted destination must not wait out TIME_WAIT. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 static QIOChannelSocket *listen_tcp(const char *addr, const char *host,
                                     const char *port, GError **errp)
 {
-    struct addrinfo *res;
-    struct addrinfo *ai;
-    int saved_errno = 0;
-    int fd = -1;
+    int fd = tcp_socket_first(addr, host, port, true, listen_setup, NULL,
+                              "Failed to listen on", errp);
 
-    if (resolve(host, port, true, &res, errp) < 0) {
-        return NULL;
-    }
-    for (ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        /* A restarted destination must not wait out TIME_WAIT. */
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0) {
-            break;
-        }
-        saved_errno = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, saved_errno, "Failed to listen on '%s'", addr);
-        return NULL;
-    }
-    return socket_wrap(fd, AF_INET, addr);
+    return fd < 0 ? NULL : socket_wrap(fd, AF_INET, addr);
 }
 
 QIOChannelSocket *qio_channel_socket_listen(const char *addr, GError **errp)

@@ -207,7 +207,13 @@ size_t bitmap_fetch_and_clear_into(unsigned long *dst, unsigned long *src,
     return added;
 }
 
-size_t find_next_bit(const unsigned long *map, size_t size, size_t offset)
+/*
+ * The first bit at or after offset that differs from the bits of flip (0:
+ * a set bit; ~0UL: a clear one). Inlined with a constant flip, so each
+ * caller keeps a loop of its own.
+ */
+static inline size_t find_next_differing(const unsigned long *map, size_t size,
+                                         size_t offset, unsigned long flip)
 {
     size_t w;
     unsigned long word;
@@ -217,38 +223,26 @@ size_t find_next_bit(const unsigned long *map, size_t size, size_t offset)
         return size;
     }
     w = BIT_WORD(offset);
-    word = map[w] & (~0UL << (offset % BITS_PER_LONG));
+    word = (map[w] ^ flip) & (~0UL << (offset % BITS_PER_LONG));
     while (!word) {
         w++;
         if (w * BITS_PER_LONG >= size) {
             return size;
         }
-        word = map[w];
+        word = map[w] ^ flip;
     }
     found = w * BITS_PER_LONG + __builtin_ctzl(word);
     return MIN(found, size);
 }
 
+size_t find_next_bit(const unsigned long *map, size_t size, size_t offset)
+{
+    return find_next_differing(map, size, offset, 0);
+}
+
 size_t find_next_zero_bit(const unsigned long *map, size_t size, size_t offset)
 {
-    size_t w;
-    unsigned long word;
-    size_t found;
-
-    if (offset >= size) {
-        return size;
-    }
-    w = BIT_WORD(offset);
-    word = ~map[w] & (~0UL << (offset % BITS_PER_LONG));
-    while (!word) {
-        w++;
-        if (w * BITS_PER_LONG >= size) {
-            return size;
-        }
-        word = ~map[w];
-    }
-    found = w * BITS_PER_LONG + __builtin_ctzl(word);
-    return MIN(found, size);
+    return find_next_differing(map, size, offset, ~0UL);
 }
 
 /*

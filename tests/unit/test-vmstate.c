@@ -196,6 +196,26 @@ static QEMUFile *input_of(const uint8_t *data, size_t len,
     return qemu_file_new_input(&(*bioc)->parent);
 }
 
+/*
+ * Loads len bytes of data as vmstate_every (version_id) into dst: what
+ * vmstate_load_state() returned. *next (when next is not NULL) gets the
+ * byte the load left unread, -1 at the end.
+ */
+static int load_every(const uint8_t *data, size_t len, int version_id,
+                      Every *dst, int *next, GError **errp)
+{
+    QIOChannelBuffer *in;
+    QEMUFile *f = input_of(data, len, &in);
+    int ret = vmstate_load_state(f, &vmstate_every, dst, version_id, errp);
+
+    if (next) {
+        *next = qemu_peek_byte(f, 0);
+    }
+    qemu_fclose(f);
+    qio_channel_unref(&in->parent);
+    return ret;
+}
+
 static void test_every_type_bytes(void)
 {
     Every e;
@@ -210,9 +230,9 @@ static void test_every_type_bytes(void)
 static void test_round_trip(void)
 {
     Every src, dst;
-    QIOChannelBuffer *bioc, *in;
-    QEMUFile *f;
+    QIOChannelBuffer *bioc;
     g_autoptr(GError) err = NULL;
+    int next;
 
     every_fill(&src);
     src.extra_needed = true;
@@ -225,39 +245,34 @@ static void test_round_trip(void)
 
     memset(&dst, 0, sizeof(dst));
     post_load_calls = 0;
-    f = input_of(bioc->data, bioc->usage, &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), ==,
-                    0);
+    g_assert_cmpint(load_every(bioc->data, bioc->usage, 2, &dst, &next, &err),
+                    ==, 0);
     g_assert_no_error(err);
     g_assert_cmpint(post_load_calls, ==, 1);
     /* extra_needed is not migrated: compare it separately. */
     g_assert_false(dst.extra_needed);
     dst.extra_needed = true;
     g_assert_cmpmem(&dst, sizeof(dst), &src, sizeof(src));
-    g_assert_cmpint(qemu_peek_byte(f, 0), ==, -1);
-    qemu_fclose(f);
-    qio_channel_unref(&in->parent);
+    g_assert_cmpint(next, ==, -1);
     qio_channel_unref(&bioc->parent);
 }
 
 static void test_old_version_skips_new_fields(void)
 {
     Every dst;
-    QIOChannelBuffer *in;
-    QEMUFile *f;
     g_autoptr(GError) err = NULL;
+    int next;
 
     /* Version 1 did not have v2_only: the stream stops before it. */
     memset(&dst, 0, sizeof(dst));
     dst.v2_only = 42;
-    f = input_of(every_bytes, sizeof(every_bytes) - 4, &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 1, &err), ==,
-                    0);
+    g_assert_cmpint(
+        load_every(every_bytes, sizeof(every_bytes) - 4, 1, &dst, &next, &err),
+        ==, 0);
     g_assert_no_error(err);
+    g_assert_cmpint(next, ==, -1);
     g_assert_cmpuint(dst.v2_only, ==, 42);
     g_assert_cmpuint(dst.inners[1].b, ==, 10);
-    qemu_fclose(f);
-    qio_channel_unref(&in->parent);
 }
 
 static void test_version_errors(void)
@@ -287,19 +302,15 @@ static void test_truncated(void)
 
     /* Every cut point fails with the end-of-stream error, never crashes. */
     for (size_t len = 0; len < sizeof(every_bytes); len++) {
-        QIOChannelBuffer *in;
-        QEMUFile *f = input_of(every_bytes, len, &in);
         g_autoptr(GError) err = NULL;
 
-        g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <,
+        g_assert_cmpint(load_every(every_bytes, len, 2, &dst, NULL, &err), <,
                         0);
         g_assert_nonnull(err);
         g_assert_nonnull(strstr(err->message, "Unexpected end of migration "
                                               "stream"));
         g_assert_true(g_str_has_prefix(err->message, "every: reading field ") ||
                       g_str_has_prefix(err->message, "inner: reading field "));
-        qemu_fclose(f);
-        qio_channel_unref(&in->parent);
     }
 }
 
@@ -307,57 +318,44 @@ static void test_post_load_failure(void)
 {
     uint8_t bad[sizeof(every_bytes)];
     Every dst;
-    QIOChannelBuffer *in;
-    QEMUFile *f;
     g_autoptr(GError) err = NULL;
 
     memcpy(bad, every_bytes, sizeof(bad));
     bad[16] = 0xee; /* u8 */
-    f = input_of(bad, sizeof(bad), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <, 0);
+    g_assert_cmpint(load_every(bad, sizeof(bad), 2, &dst, NULL, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "every: post_load hook failed: Invalid argument");
-    qemu_fclose(f);
-    qio_channel_unref(&in->parent);
 }
 
 static void test_unknown_subsection(void)
 {
     uint8_t data[sizeof(every_bytes) + 21];
     Every dst;
-    QIOChannelBuffer *in;
-    QEMUFile *f;
     g_autoptr(GError) err = NULL;
 
     memcpy(data, every_bytes, sizeof(every_bytes));
     memcpy(data + sizeof(every_bytes), extra_subsection_bytes, 21);
     memcpy(data + sizeof(every_bytes) + 9, "xtrb", 4); /* every/extrb */
-    f = input_of(data, sizeof(data), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), <, 0);
+    g_assert_cmpint(load_every(data, sizeof(data), 2, &dst, NULL, &err), <, 0);
     g_assert_cmpstr(err->message, ==,
                     "VM subsection 'every/extrb' in 'every' does not exist");
-    qemu_fclose(f);
-    qio_channel_unref(&in->parent);
 }
 
 static void test_foreign_subsection_left_alone(void)
 {
     uint8_t data[sizeof(every_bytes) + 21];
     Every dst;
-    QIOChannelBuffer *in;
-    QEMUFile *f;
     g_autoptr(GError) err = NULL;
+    int next;
 
     /* A subsection that is not ours (no "every" prefix) is not consumed. */
     memcpy(data, every_bytes, sizeof(every_bytes));
     memcpy(data + sizeof(every_bytes), extra_subsection_bytes, 21);
     memcpy(data + sizeof(every_bytes) + 2, "other", 5);
-    f = input_of(data, sizeof(data), &in);
-    g_assert_cmpint(vmstate_load_state(f, &vmstate_every, &dst, 2, &err), ==,
+    g_assert_cmpint(load_every(data, sizeof(data), 2, &dst, &next, &err), ==,
                     0);
-    g_assert_cmpint(qemu_peek_byte(f, 0), ==, 0x05);
-    qemu_fclose(f);
-    qio_channel_unref(&in->parent);
+    g_assert_no_error(err);
+    g_assert_cmpint(next, ==, 0x05);
 }
 
 /* A nested struct's subsection, and its parent's after it. */
