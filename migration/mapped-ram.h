@@ -85,9 +85,10 @@ bool mapped_ram_layout(uint64_t header_offset, uint64_t used_length,
  * zero pages go out from guest RAM (zero there, nothing copied). Such a
  * gap is not even read (zero_pages_split() looks for the longer runs
  * only), so its pages are written as they are and get their bits set,
- * like any page written; zero pages proved zero keep their bits clear. Longer zero gaps stay holes, so the file stays
- * sparse where the guest has free memory. Gaps of at most this many pages
- * are joined (the choice is measured in docs/devel/benchmarks.md).
+ * like any page written; zero pages proved zero keep their bits clear.
+ * Longer zero gaps stay holes, so the file stays sparse where the guest
+ * has free memory. Gaps of at most this many pages are joined (the choice
+ * is measured in docs/devel/benchmarks.md).
  */
 #define MAPPED_RAM_JOIN_GAP_PAGES_DEFAULT 8
 
