@@ -110,28 +110,48 @@ static int64_t deadline_after_s(int timeout_s)
 
 /* --- cleanup that must work from a signal handler --- */
 
+/* dir/name into buf (no snprintf: it is not async-signal-safe). */
+static bool path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+    size_t ld = strlen(dir), ln = strlen(name);
+
+    if (ld + 1 + ln >= size) {
+        return false;
+    }
+    memcpy(buf, dir, ld);
+    buf[ld] = '/';
+    memcpy(buf + ld + 1, name, ln + 1);
+    return true;
+}
+
 /*
- * Removes a directory tree. Only system calls and fixed buffers (opendir
- * aside), so the signal handlers can use it too.
+ * Removes a directory tree with system calls and fixed buffers only
+ * (getdents64, not opendir, which allocates), so that the fatal-signal
+ * handler can use it too.
  */
 static void remove_tree(const char *path)
 {
-    DIR *dir = opendir(path);
-    if (dir) {
-        struct dirent *de;
-        while ((de = readdir(dir))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
-                continue;
-            }
-            if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno == EISDIR) {
+    char buf[4096] __attribute__((aligned(8)));
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd >= 0) {
+        while ((n = getdents64(fd, buf, sizeof(buf))) > 0) {
+            for (ssize_t off = 0; off < n;) {
+                struct dirent64 *de = (struct dirent64 *)(buf + off);
                 char sub[PATH_MAX];
-                if (snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) <
-                    (int)sizeof(sub)) {
+
+                off += de->d_reclen;
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+                    continue;
+                }
+                if (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR &&
+                    path_join(sub, sizeof(sub), path, de->d_name)) {
                     remove_tree(sub);
                 }
             }
         }
-        closedir(dir);
+        close(fd);
     }
     rmdir(path);
 }
