@@ -110,8 +110,9 @@ void zero_pages_split(const uint8_t *host, const uint64_t *offsets,
     g_assert(n <= ZERO_PAGES_SPLIT_MAX);
     if (!detect) {
         add_normal(&z, 0, n);
+        i = n;
     }
-    while (detect && i < n) {
+    while (i < n) {
         uint32_t end = i + 1;
 
         /* A page outside the batch may hold a valid slot: rows stop there. */
